@@ -1,0 +1,202 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+var (
+	scrapeDurationDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "scrape", "collector_duration_seconds"),
+		"How long a collector's probes took in the last scrape.",
+		[]string{"collector"}, nil,
+	)
+	scrapeSuccessDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "scrape", "collector_success"),
+		"Whether a collector's probes finished within the deadline without error (1) or not (0).",
+		[]string{"collector"}, nil,
+	)
+)
+
+// Result is how one collector's probe went in one scrape.
+type Result struct {
+	Duration time.Duration
+	Err      error
+}
+
+// Scrape is everything one scrape learned: the Snapshot all probes filled, the
+// Verdict of the HA model over it, and how each collector's probe went.
+type Scrape struct {
+	Config   *config.Config
+	Snapshot *topology.Snapshot
+	Verdict  *topology.Verdict
+	Results  map[string]Result
+}
+
+// Scraper runs the enabled collectors. One Scraper belongs to one loaded
+// configuration; a reload builds a new one and closes the old.
+type Scraper struct {
+	cfg        *config.Config
+	logger     *slog.Logger
+	collectors map[string]Collector
+	names      []string
+}
+
+// NewScraper builds the collectors enabled by the flags, or exactly the named
+// ones when names is not nil.
+func NewScraper(cfg *config.Config, logger *slog.Logger, names ...string) (*Scraper, error) {
+	if len(names) == 0 {
+		names = nil
+	}
+	cs, err := build(cfg, logger, names)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scraper{cfg: cfg, logger: logger, collectors: cs}
+	for n := range cs {
+		s.names = append(s.names, n)
+	}
+	sort.Strings(s.names)
+	return s, nil
+}
+
+// newScraperWith builds a Scraper from ready collectors; for tests.
+func newScraperWith(cfg *config.Config, logger *slog.Logger, cs map[string]Collector) *Scraper {
+	s := &Scraper{cfg: cfg, logger: logger, collectors: cs}
+	for n := range cs {
+		s.names = append(s.names, n)
+	}
+	sort.Strings(s.names)
+	return s
+}
+
+// Config is the configuration this Scraper was built from.
+func (s *Scraper) Config() *config.Config { return s.cfg }
+
+// Collectors names the collectors this Scraper runs.
+func (s *Scraper) Collectors() []string { return s.names }
+
+// Close releases the collectors' pooled connections.
+func (s *Scraper) Close() { closeAll(s.collectors) }
+
+type probeResult struct {
+	name string
+	part topology.Part
+	res  Result
+}
+
+// Probe runs every collector's probe concurrently and waits until all have
+// answered or ctx ends. A probe still running at the deadline is abandoned:
+// its part is left out (unknown) and it is counted as failed. Probes must
+// honour ctx themselves; this only guarantees the scrape is not held up.
+func (s *Scraper) Probe(ctx context.Context) *Scrape {
+	start := time.Now()
+	// Buffered so that an abandoned probe can still send and exit.
+	results := make(chan probeResult, len(s.names))
+	for _, name := range s.names {
+		go func(name string, c Collector) {
+			results <- runProbe(ctx, name, c)
+		}(name, s.collectors[name])
+	}
+
+	scrape := &Scrape{
+		Config:   s.cfg,
+		Snapshot: &topology.Snapshot{Time: start},
+		Results:  make(map[string]Result, len(s.names)),
+	}
+	for pending := len(s.names); pending > 0; pending-- {
+		select {
+		case r := <-results:
+			scrape.Results[r.name] = r.res
+			if r.part != nil && r.res.Err == nil {
+				r.part.AddTo(scrape.Snapshot)
+			}
+		case <-ctx.Done():
+			for _, name := range s.names {
+				if _, done := scrape.Results[name]; !done {
+					scrape.Results[name] = Result{Duration: time.Since(start), Err: fmt.Errorf("probe did not finish before the scrape deadline: %w", ctx.Err())}
+				}
+			}
+			pending = 0
+		}
+	}
+	for name, r := range scrape.Results {
+		if r.Err != nil {
+			s.logger.Error("collector failed", "collector", name, "duration_seconds", r.Duration.Seconds(), "err", r.Err)
+		}
+	}
+	scrape.Verdict = topology.Evaluate(s.cfg, scrape.Snapshot)
+	return scrape
+}
+
+// runProbe runs one probe and turns a panic into that collector's failure.
+func runProbe(ctx context.Context, name string, c Collector) (r probeResult) {
+	start := time.Now()
+	r.name = name
+	defer func() {
+		if p := recover(); p != nil {
+			r.part = nil
+			r.res.Err = fmt.Errorf("probe panicked: %v\n%s", p, debug.Stack())
+		}
+		r.res.Duration = time.Since(start)
+	}()
+	r.part, r.res.Err = c.Probe(ctx)
+	return r
+}
+
+// Describe sends the framework's and every collector's descriptors.
+func (s *Scraper) Describe(ch chan<- *prometheus.Desc) {
+	ch <- scrapeDurationDesc
+	ch <- scrapeSuccessDesc
+	for _, name := range s.names {
+		s.collectors[name].Describe(ch)
+	}
+}
+
+// Metrics returns a prometheus.Collector that sends the metrics of one
+// finished scrape, so the registry never triggers probing on its own.
+func (s *Scraper) Metrics(scrape *Scrape) prometheus.Collector {
+	return &scrapeMetrics{s: s, scrape: scrape}
+}
+
+type scrapeMetrics struct {
+	s      *Scraper
+	scrape *Scrape
+}
+
+func (m *scrapeMetrics) Describe(ch chan<- *prometheus.Desc) { m.s.Describe(ch) }
+
+func (m *scrapeMetrics) Collect(ch chan<- prometheus.Metric) {
+	for _, name := range m.s.names {
+		r, ok := m.scrape.Results[name]
+		if !ok {
+			continue
+		}
+		success := 1.0
+		if r.Err != nil {
+			success = 0
+		}
+		ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, r.Duration.Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name)
+		m.update(name, ch)
+	}
+}
+
+// update runs one collector's Update, containing a panic to that collector.
+func (m *scrapeMetrics) update(name string, ch chan<- prometheus.Metric) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.s.logger.Error("collector panicked while translating metrics", "collector", name, "panic", p)
+		}
+	}()
+	m.s.collectors[name].Update(m.scrape, ch)
+}
