@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,7 @@ type Scraper struct {
 	logger     *slog.Logger
 	collectors map[string]Collector
 	names      []string
+	inflight   sync.WaitGroup
 }
 
 // NewScraper builds the collectors enabled by the flags, or exactly the named
@@ -85,8 +87,12 @@ func (s *Scraper) Config() *config.Config { return s.cfg }
 // Collectors names the collectors this Scraper runs.
 func (s *Scraper) Collectors() []string { return s.names }
 
-// Close releases the collectors' pooled connections.
-func (s *Scraper) Close() { closeAll(s.collectors) }
+// Close releases the collectors' pooled connections once the scrapes that
+// still use them have finished.
+func (s *Scraper) Close() {
+	s.inflight.Wait()
+	closeAll(s.collectors)
+}
 
 type probeResult struct {
 	name string
@@ -99,6 +105,8 @@ type probeResult struct {
 // its part is left out (unknown) and it is counted as failed. Probes must
 // honour ctx themselves; this only guarantees the scrape is not held up.
 func (s *Scraper) Probe(ctx context.Context) *Scrape {
+	s.inflight.Add(1)
+	defer s.inflight.Done()
 	start := time.Now()
 	// Buffered so that an abandoned probe can still send and exit.
 	results := make(chan probeResult, len(s.names))

@@ -1,0 +1,143 @@
+// Command iap_ha_exporter exports the HA state of an Itential Automation
+// Platform estate to Prometheus. This file only wires flags to the packages
+// that do the work.
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/exporter"
+)
+
+// defaultPort is reserved for this exporter's use in the range of the
+// Prometheus default port allocations (9100–9999) and unclaimed there.
+const defaultPort = ":9894"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr *os.File) int {
+	app := kingpin.CommandLine
+	app.Name = "iap_ha_exporter"
+	app.Help = "Prometheus exporter for highly available Itential Automation Platform estates."
+	var (
+		configFile = app.Flag("config.file", "Path to the configuration file; without it, an all-in-one (HA-0) node on localhost.").
+				Default("").String()
+		configCheck = app.Flag("config.check", "Check the configuration file, print every problem and exit (non-zero on any).").
+				Bool()
+		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").
+				Default("/metrics").String()
+		maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrape requests; 0 disables the limit.").
+				Default("40").Int()
+		timeoutOffset = app.Flag("scrape.timeout-offset", "Subtracted from Prometheus's scrape timeout so the answer arrives in time.").
+				Default("500ms").Duration()
+		defaultTimeout = app.Flag("scrape.default-timeout", "Scrape deadline when the request carries no X-Prometheus-Scrape-Timeout-Seconds header.").
+				Default("10s").Duration()
+		toolkitFlags = kingpinflag.AddFlags(app, defaultPort)
+	)
+	promslogConfig := &promslog.Config{}
+	flag.AddFlags(app, promslogConfig)
+	app.Version(version.Print("iap_ha_exporter"))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
+		return 2
+	}
+
+	if *configCheck {
+		return checkConfig(*configFile, stdout, stderr)
+	}
+
+	promslogConfig.Writer = stderr
+	logger := promslog.New(promslogConfig)
+	logger.Info("starting iap_ha_exporter", "version", version.Info(), "build_context", version.BuildContext())
+
+	exp, err := exporter.New(exporter.Options{
+		ConfigFile:          *configFile,
+		DefaultTimeout:      *defaultTimeout,
+		TimeoutOffset:       *timeoutOffset,
+		MaxRequestsInFlight: *maxRequests,
+		Logger:              logger,
+	})
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+	defer exp.Close()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			_ = exp.Reload() // logged by Reload; the old configuration stays on error
+		}
+	}()
+
+	mux := http.NewServeMux()
+	mux.Handle(*metricsPath, exp.MetricsHandler())
+	mux.Handle("/-/reload", exp.ReloadHandler())
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Ready") })
+	if *metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "IAP HA Exporter",
+			Description: "Prometheus exporter for highly available Itential Automation Platform estates",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: *metricsPath, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+			},
+		})
+		if err != nil {
+			logger.Error("cannot build the landing page", "err", err)
+			return 1
+		}
+		mux.Handle("/", landing)
+	}
+
+	server := &http.Server{Handler: mux, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
+	if err := web.ListenAndServe(server, toolkitFlags, logger); err != nil {
+		logger.Error("server stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// checkConfig validates a configuration file the way a start or a reload
+// would, printing every problem it finds.
+func checkConfig(path string, stdout, stderr *os.File) int {
+	if path == "" {
+		fmt.Fprintln(stderr, "--config.check needs --config.file")
+		return 2
+	}
+	cfg, err := config.Load(path)
+	if err == nil {
+		var s *collector.Scraper
+		if s, err = collector.NewScraper(cfg, promslog.NewNopLogger()); err == nil {
+			s.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: OK\n", path)
+	return 0
+}

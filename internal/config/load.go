@@ -1,0 +1,250 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Problems is every problem found in a configuration, each naming the field
+// path (and the line, where the YAML gives one).
+type Problems []string
+
+func (p Problems) Error() string {
+	if len(p) == 1 {
+		return "invalid configuration: " + p[0]
+	}
+	return fmt.Sprintf("invalid configuration (%d problems):\n  %s", len(p), strings.Join(p, "\n  "))
+}
+
+// Load reads, checks and completes the configuration file at path: defaults
+// applied, secrets read. Any problem is reported in a Problems error; nothing
+// is returned half-loaded.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, filepath.Dir(path))
+}
+
+// Parse is Load for a file already read; relative secret files are resolved
+// against dir.
+func Parse(data []byte, dir string) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, Problems{yamlMessage(err)}
+	}
+	lines := map[string]int{}
+	var problems Problems
+	if root.Kind != 0 {
+		walk(&root, reflect.TypeOf(Config{}), "", lines, &problems)
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+
+	cfg := &Config{}
+	dec = yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, typeProblems(err, lines)
+	}
+	v := validator{lines: lines, dir: dir}
+	v.complete(cfg)
+	if len(v.problems) > 0 {
+		return nil, v.problems
+	}
+	return cfg, nil
+}
+
+// Default is the configuration used without a file: an all-in-one (HA-0)
+// node on localhost at the standard ports.
+func Default() *Config {
+	cfg := &Config{
+		Architecture: ArchHA0,
+		Sites:        []Site{{Name: DefaultLocalSite, Role: SiteActive}},
+		IAP:          IAP{Servers: []IAPServer{{Name: "localhost", URL: "http://localhost:3000"}}},
+		MongoDB:      []ReplicaSet{{Name: "rs0", URI: "mongodb://localhost:27017/?directConnection=true"}},
+		Redis:        []SentinelGroup{{Sentinels: []Sentinel{{Address: "localhost:26379"}}}},
+		RabbitMQ:     []RabbitCluster{{Name: "local", URLs: []string{"http://localhost:15672"}, Credentials: Credentials{Username: DefaultRabbitMQUser, Password: "guest"}}},
+	}
+	v := validator{lines: map[string]int{}}
+	v.complete(cfg)
+	if len(v.problems) > 0 {
+		panic("default configuration is invalid: " + v.problems.Error())
+	}
+	return cfg
+}
+
+// walk checks every mapping key of the YAML tree against the fields of t,
+// recording the line of every path it passes and an error for each key that
+// no field takes. yaml's own KnownFields names only the Go type; an operator
+// needs the path in the file.
+func walk(n *yaml.Node, t reflect.Type, path string, lines map[string]int, problems *Problems) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			walk(c, t, path, lines, problems)
+		}
+		return
+	case yaml.AliasNode:
+		walk(n.Alias, t, path, lines, problems)
+		return
+	}
+	if path != "" {
+		if _, seen := lines[path]; !seen {
+			lines[path] = n.Line
+		}
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return // a type error; the strict decode reports it
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			ft, ok := fields[key.Value]
+			if !ok {
+				*problems = append(*problems, fmt.Sprintf("%s (line %d): unknown field %q%s", orRoot(join(path, key.Value)), key.Line, key.Value, suggest(key.Value, fields)))
+				continue
+			}
+			walk(val, ft, join(path, key.Value), lines, problems)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, c := range n.Content {
+			walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lines, problems)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			walk(n.Content[i+1], t.Elem(), fmt.Sprintf("%s[%q]", path, n.Content[i].Value), lines, problems)
+		}
+	}
+}
+
+// yamlFields maps the YAML keys of struct t (inline fields flattened) to their types.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" || (!f.IsExported() && !f.Anonymous) {
+			continue
+		}
+		if strings.Contains(opts, "inline") {
+			for k, v := range yamlFields(f.Type) {
+				out[k] = v
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+func suggest(key string, fields map[string]reflect.Type) string {
+	var names []string
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if strings.ReplaceAll(k, "_", "") == strings.ReplaceAll(key, "_", "") || levenshtein(k, key) <= 2 {
+			return fmt.Sprintf(" (did you mean %q?)", k)
+		}
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "(top level)"
+	}
+	return path
+}
+
+var lineRE = regexp.MustCompile(`^line (\d+): `)
+
+// typeProblems rewrites yaml's type errors ("line 7: cannot unmarshal …") so
+// that each names the field path found at that line.
+func typeProblems(err error, lines map[string]int) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return Problems{yamlMessage(err)}
+	}
+	byLine := map[int]string{}
+	for p, l := range lines {
+		if cur, ok := byLine[l]; !ok || len(p) > len(cur) {
+			byLine[l] = p
+		}
+	}
+	var out Problems
+	for _, msg := range te.Errors {
+		if m := lineRE.FindStringSubmatch(msg); m != nil {
+			l, _ := strconv.Atoi(m[1])
+			rest := msg[len(m[0]):]
+			if p, ok := byLine[l]; ok {
+				out = append(out, fmt.Sprintf("%s (line %d): %s", p, l, rest))
+				continue
+			}
+		}
+		out = append(out, msg)
+	}
+	return out
+}
+
+func yamlMessage(err error) string {
+	return "YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
+}

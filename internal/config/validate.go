@@ -1,0 +1,423 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+)
+
+// validator applies defaults, checks every field and reads the secrets,
+// collecting every problem instead of stopping at the first.
+type validator struct {
+	lines    map[string]int
+	dir      string
+	problems Problems
+	sites    map[string]bool
+}
+
+func (v *validator) addf(path, format string, args ...any) {
+	at := path
+	if l, ok := v.lines[path]; ok {
+		at = fmt.Sprintf("%s (line %d)", path, l)
+	}
+	v.problems = append(v.problems, at+": "+fmt.Sprintf(format, args...))
+}
+
+func (v *validator) complete(c *Config) {
+	switch c.Architecture {
+	case "", ArchHA0, ArchHA3, ArchHA6:
+	default:
+		v.addf("architecture", "must be one of %s, %s or %s, not %q", ArchHA0, ArchHA3, ArchHA6, c.Architecture)
+	}
+
+	// Without declared sites the estate is one implicit site.
+	if len(c.Sites) == 0 {
+		c.Sites = []Site{{Name: DefaultLocalSite, Role: SiteActive}}
+	}
+	v.sites = map[string]bool{}
+	for i := range c.Sites {
+		s := &c.Sites[i]
+		p := fmt.Sprintf("sites[%d]", i)
+		v.name(p+".name", s.Name, v.sites)
+		if s.Role == "" {
+			s.Role = SiteActive
+		}
+		if s.Role != SiteActive && s.Role != SiteStandby && s.Role != SiteWitness {
+			v.addf(p+".role", "must be active, standby or witness, not %q", s.Role)
+		}
+	}
+	defaultSite := ""
+	if len(c.Sites) == 1 {
+		defaultSite = c.Sites[0].Name
+	}
+
+	redisNames, rabbitNames := map[string]bool{}, map[string]bool{}
+	for i := range c.Redis {
+		v.redis(&c.Redis[i], fmt.Sprintf("redis[%d]", i), defaultSite, redisNames)
+	}
+	for i := range c.RabbitMQ {
+		v.rabbit(&c.RabbitMQ[i], fmt.Sprintf("rabbitmq[%d]", i), defaultSite, rabbitNames)
+	}
+	v.iap(&c.IAP, defaultSite, c, redisNames, rabbitNames)
+	setNames := map[string]bool{}
+	for i := range c.MongoDB {
+		v.mongo(&c.MongoDB[i], fmt.Sprintf("mongodb[%d]", i), setNames)
+	}
+	gwNames := map[string]bool{}
+	for i := range c.Gateways {
+		v.gateway(&c.Gateways[i], fmt.Sprintf("gateways[%d]", i), defaultSite, gwNames)
+	}
+}
+
+func (v *validator) iap(c *IAP, defaultSite string, cfg *Config, redisNames, rabbitNames map[string]bool) {
+	v.duration("iap.timeout", &c.Timeout, DefaultIAPTimeout)
+	v.duration("iap.health_timeout", &c.HealthTimeout, DefaultHealthTimeout)
+	v.iapAuth("iap.auth", &c.Auth)
+	v.tls("iap.tls_config", &c.TLS)
+	names := map[string]bool{}
+	for i := range c.Servers {
+		s := &c.Servers[i]
+		p := fmt.Sprintf("iap.servers[%d]", i)
+		u := v.url(p+".url", s.URL, "http", "https")
+		if s.Name == "" && u != nil {
+			s.Name = u.Host
+		}
+		if s.Name != "" || u != nil { // a bad URL is reported once, not again as a missing name
+			v.name(p+".name", s.Name, names)
+		}
+		v.site(p+".site", &s.Site, defaultSite)
+		if s.Role == "" {
+			s.Role = RoleActive
+		}
+		if s.Role != RoleActive && s.Role != RoleStandby {
+			v.addf(p+".role", "must be active or standby, not %q", s.Role)
+		}
+		s.Redis = v.dependency(p+".redis", s.Redis, s.Site, cfg.redisOfSite, redisNames)
+		s.RabbitMQ = v.dependency(p+".rabbitmq", s.RabbitMQ, s.Site, cfg.rabbitOfSite, rabbitNames)
+		if s.Cluster == "" {
+			s.Cluster = s.Redis
+		}
+		if s.Cluster == "" {
+			s.Cluster = s.Site
+		}
+		if s.Auth != nil {
+			v.iapAuth(p+".auth", s.Auth)
+		} else {
+			s.Auth = &c.Auth
+		}
+		if s.TLS != nil {
+			v.tls(p+".tls_config", s.TLS)
+		} else {
+			s.TLS = &c.TLS
+		}
+		v.duration(p+".timeout", &s.Timeout, time.Duration(c.Timeout))
+	}
+}
+
+// dependency resolves the Redis group or RabbitMQ cluster a server uses: the
+// one named, else the one of its own site (if exactly one), else none.
+func (v *validator) dependency(path, name, site string, ofSite func(string) string, known map[string]bool) string {
+	if name == "" {
+		return ofSite(site)
+	}
+	if !known[name] {
+		v.addf(path, "names %q, which is not configured", name)
+	}
+	return name
+}
+
+func (c *Config) redisOfSite(site string) string {
+	found := ""
+	for _, g := range c.Redis {
+		if g.Site == site {
+			if found != "" {
+				return "" // ambiguous: the server must name it
+			}
+			found = g.Name
+		}
+	}
+	return found
+}
+
+func (c *Config) rabbitOfSite(site string) string {
+	found := ""
+	for _, r := range c.RabbitMQ {
+		if r.Site == site {
+			if found != "" {
+				return ""
+			}
+			found = r.Name
+		}
+	}
+	return found
+}
+
+func (v *validator) iapAuth(p string, a *IAPAuth) {
+	if a.CookieName == "" {
+		a.CookieName = DefaultIAPCookieName
+	}
+	if a.Username != "" && a.ClientID != "" {
+		v.addf(p, "set either username (login) or client_id (OAuth client credentials), not both")
+	}
+	if a.Username != "" || a.PasswordFile != "" || a.PasswordEnv != "" {
+		v.credentials(p, &a.Credentials, true)
+	}
+	if a.ClientID != "" || a.ClientSecretFile != "" || a.ClientSecretEnv != "" {
+		if a.ClientID == "" {
+			v.addf(p+".client_id", "is required with client_secret_file or client_secret_env")
+		}
+		a.ClientSecret = v.secret(p, "client_secret_file", a.ClientSecretFile, "client_secret_env", a.ClientSecretEnv, true)
+	}
+}
+
+// credentials reads the password of c; a username without any secret is an
+// error only where the target cannot work without one.
+func (v *validator) credentials(p string, c *Credentials, required bool) {
+	if c.Username == "" && (c.PasswordFile != "" || c.PasswordEnv != "") && required {
+		v.addf(join(p, "username"), "is required with password_file or password_env")
+	}
+	c.Password = v.secret(p, "password_file", c.PasswordFile, "password_env", c.PasswordEnv, required && c.Username != "")
+}
+
+// secret reads a secret from a file (relative to the config file) or an
+// environment variable. Error messages name the file or variable, never the value.
+func (v *validator) secret(p, fileKey, file, envKey, env string, required bool) promconfig.Secret {
+	switch {
+	case file != "" && env != "":
+		v.addf(join(p, fileKey), "set either %s or %s, not both", fileKey, envKey)
+	case file != "":
+		if !filepath.IsAbs(file) && v.dir != "" {
+			file = filepath.Join(v.dir, file)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			v.addf(join(p, fileKey), "cannot read the secret: %v", err)
+			return ""
+		}
+		return promconfig.Secret(strings.TrimRight(string(b), "\r\n"))
+	case env != "":
+		s, ok := os.LookupEnv(env)
+		if !ok {
+			v.addf(join(p, envKey), "environment variable %s is not set", env)
+		}
+		return promconfig.Secret(s)
+	case required:
+		v.addf(p, "a username needs %s or %s", fileKey, envKey)
+	}
+	return ""
+}
+
+func (v *validator) mongo(r *ReplicaSet, p string, names map[string]bool) {
+	v.name(p+".name", r.Name, names)
+	if r.URI == "" {
+		v.addf(p+".uri", "is required")
+	} else if cs, err := connstring.Parse(r.URI); err != nil {
+		// The driver's message may quote the URI, which may carry a password.
+		v.addf(p+".uri", "is not a MongoDB connection string (mongodb://host:port,…/?replicaSet=…)")
+	} else if cs.Username != "" && cs.Password != "" {
+		v.addf(p+".uri", "must not carry a password: use username and password_file")
+	}
+	v.credentials(p, &r.Credentials, true)
+	if r.AuthSource == "" {
+		r.AuthSource = DefaultMongoAuthSource
+	}
+	if r.SiteTag == "" {
+		r.SiteTag = DefaultMongoSiteTag
+	}
+	for member, site := range r.MemberSites {
+		if _, _, err := net.SplitHostPort(member); err != nil {
+			v.addf(fmt.Sprintf("%s.member_sites[%q]", p, member), "must be host:port")
+		}
+		if !v.sites[site] {
+			v.addf(fmt.Sprintf("%s.member_sites[%q]", p, member), "site %q is not declared under sites", site)
+		}
+	}
+	v.optionalTLS(p+".tls_config", r.TLS)
+	v.duration(p+".timeout", &r.Timeout, DefaultMongoTimeout)
+}
+
+func (v *validator) redis(g *SentinelGroup, p, defaultSite string, names map[string]bool) {
+	if g.MasterName == "" {
+		g.MasterName = DefaultSentinelMaster
+	}
+	if g.Name == "" {
+		g.Name = g.MasterName
+	}
+	v.name(p+".name", g.Name, names)
+	v.site(p+".site", &g.Site, defaultSite)
+	if len(g.Sentinels) == 0 {
+		v.addf(p+".sentinels", "at least one Sentinel is required")
+	}
+	for i := range g.Sentinels {
+		s := &g.Sentinels[i]
+		sp := fmt.Sprintf("%s.sentinels[%d]", p, i)
+		v.hostPort(sp+".address", s.Address)
+		if s.Site == "" {
+			s.Site = g.Site
+		} else if !v.sites[s.Site] {
+			v.addf(sp+".site", "site %q is not declared under sites", s.Site)
+		}
+	}
+	v.credentials(p+".sentinel_auth", &g.SentinelAuth, false)
+	v.credentials(p+".auth", &g.Auth, false)
+	for node, site := range g.NodeSites {
+		if !v.sites[site] {
+			v.addf(fmt.Sprintf("%s.node_sites[%q]", p, node), "site %q is not declared under sites", site)
+		}
+	}
+	v.optionalTLS(p+".tls_config", g.TLS)
+	v.duration(p+".timeout", &g.Timeout, DefaultRedisTimeout)
+}
+
+func (v *validator) rabbit(r *RabbitCluster, p, defaultSite string, names map[string]bool) {
+	v.name(p+".name", r.Name, names)
+	v.site(p+".site", &r.Site, defaultSite)
+	if len(r.URLs) == 0 {
+		v.addf(p+".urls", "at least one management API URL is required")
+	}
+	for i, u := range r.URLs {
+		v.url(fmt.Sprintf("%s.urls[%d]", p, i), u, "http", "https")
+	}
+	if r.Username == "" {
+		r.Username = DefaultRabbitMQUser
+	}
+	v.credentials(p, &r.Credentials, false)
+	for node, site := range r.NodeSites {
+		if !v.sites[site] {
+			v.addf(fmt.Sprintf("%s.node_sites[%q]", p, node), "site %q is not declared under sites", site)
+		}
+	}
+	v.optionalTLS(p+".tls_config", r.TLS)
+	v.duration(p+".timeout", &r.Timeout, DefaultRabbitMQTimeout)
+}
+
+func (v *validator) gateway(g *Gateway, p, defaultSite string, names map[string]bool) {
+	u := v.url(p+".url", g.URL, "http", "https")
+	if g.Name == "" && u != nil {
+		g.Name = u.Host
+	}
+	if g.Name != "" || u != nil {
+		v.name(p+".name", g.Name, names)
+	}
+	v.site(p+".site", &g.Site, defaultSite)
+	v.credentials(p, &g.Credentials, true)
+	if g.Capacity < 0 {
+		v.addf(p+".capacity", "must not be negative")
+	}
+	if g.Capacity == 0 {
+		g.Capacity = DefaultGatewayCapacity
+	}
+	v.optionalTLS(p+".tls_config", g.TLS)
+	v.duration(p+".timeout", &g.Timeout, DefaultGatewayTimeout)
+}
+
+// name checks that a name is set and unique among its peers.
+func (v *validator) name(p, name string, seen map[string]bool) {
+	switch {
+	case name == "":
+		v.addf(p, "is required")
+	case seen[name]:
+		v.addf(p, "%q is used twice", name)
+	}
+	seen[name] = true
+}
+
+// site defaults an empty site to the only declared one and checks it exists.
+func (v *validator) site(p string, site *string, defaultSite string) {
+	if *site == "" {
+		if defaultSite == "" {
+			v.addf(p, "is required when more than one site is declared")
+			return
+		}
+		*site = defaultSite
+	}
+	if !v.sites[*site] {
+		v.addf(p, "site %q is not declared under sites", *site)
+	}
+}
+
+func (v *validator) url(p, raw string, schemes ...string) *url.URL {
+	if raw == "" {
+		v.addf(p, "is required")
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		v.addf(p, "is not a URL: %v", err)
+		return nil
+	}
+	ok := false
+	for _, s := range schemes {
+		ok = ok || u.Scheme == s
+	}
+	if !ok || u.Host == "" {
+		v.addf(p, "must be an absolute %s URL with a host, not %q", strings.Join(schemes, " or "), u.Redacted())
+		return nil
+	}
+	if u.User != nil {
+		v.addf(p, "must not carry credentials: use username and password_file")
+		return nil
+	}
+	return u
+}
+
+func (v *validator) hostPort(p, addr string) {
+	if addr == "" {
+		v.addf(p, "is required")
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		v.addf(p, "must be host:port, not %q", addr)
+		return
+	}
+	if n, err := net.LookupPort("tcp", port); err != nil || n == 0 {
+		v.addf(p, "has no valid port: %q", addr)
+	}
+}
+
+func (v *validator) duration(p string, d *model.Duration, def time.Duration) {
+	if *d < 0 {
+		v.addf(p, "must not be negative")
+	}
+	if *d == 0 {
+		*d = model.Duration(def)
+	}
+}
+
+func (v *validator) optionalTLS(p string, t *promconfig.TLSConfig) {
+	if t != nil {
+		v.tls(p, t)
+	}
+}
+
+// tls resolves relative file names and checks the files exist, so a typo is
+// refused at load time rather than at the first scrape.
+func (v *validator) tls(p string, t *promconfig.TLSConfig) {
+	if v.dir != "" {
+		t.SetDirectory(v.dir)
+	}
+	if err := t.Validate(); err != nil {
+		v.addf(p, "%v", err)
+		return
+	}
+	for key, f := range map[string]string{"ca_file": t.CAFile, "cert_file": t.CertFile, "key_file": t.KeyFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			v.addf(join(p, key), "%v", err)
+		}
+	}
+	if _, err := promconfig.NewTLSConfig(t); err != nil {
+		v.addf(p, "%v", err)
+	}
+}

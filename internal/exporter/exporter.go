@@ -1,0 +1,251 @@
+// Package exporter serves the collectors over HTTP: the /metrics handler
+// with its scrape deadline and coalescing, configuration reload, and the
+// health endpoints. cmd/iap_ha_exporter only wires flags to it.
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/internal/config"
+)
+
+// Options configure an Exporter.
+type Options struct {
+	// ConfigFile is the YAML configuration; empty means config.Default().
+	ConfigFile string
+	// Collectors, when not empty, names exactly the collectors to run
+	// instead of those the flags enable.
+	Collectors []string
+	// DefaultTimeout bounds a scrape that carries no
+	// X-Prometheus-Scrape-Timeout-Seconds header; TimeoutOffset is taken off
+	// the header's value so the answer reaches Prometheus in time.
+	DefaultTimeout time.Duration
+	TimeoutOffset  time.Duration
+	// MaxRequestsInFlight caps concurrent /metrics requests (0: no cap).
+	MaxRequestsInFlight int
+	Logger              *slog.Logger
+}
+
+// Exporter owns the current configuration and its Scraper.
+type Exporter struct {
+	opts   Options
+	logger *slog.Logger
+
+	reloadMu sync.Mutex
+	scraper  atomic.Pointer[collector.Scraper]
+	latest   atomic.Pointer[collector.Scrape]
+	scrapes  singleflight.Group
+
+	registry      *prometheus.Registry
+	reloadSuccess prometheus.Gauge
+	reloadTime    prometheus.Gauge
+}
+
+// New loads the configuration and builds its collectors. A bad configuration
+// is an error: the exporter does not start on one.
+func New(opts Options) (*Exporter, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DefaultTimeout <= 0 {
+		opts.DefaultTimeout = 10 * time.Second
+	}
+	e := &Exporter{
+		opts:     opts,
+		logger:   opts.Logger,
+		registry: prometheus.NewRegistry(),
+		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: collector.Namespace, Subsystem: "config", Name: "last_reload_successful",
+			Help: "Whether the last configuration (re)load succeeded.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: collector.Namespace, Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully.",
+		}),
+	}
+	e.registry.MustRegister(
+		e.reloadSuccess, e.reloadTime,
+		versioncollector.NewCollector("iap_ha_exporter"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	if err := e.Reload(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Registry is where other parts of the binary (the remediation receiver)
+// register their own metrics so /metrics serves them too.
+func (e *Exporter) Registry() *prometheus.Registry { return e.registry }
+
+// Config is the configuration in force.
+func (e *Exporter) Config() *config.Config { return e.scraper.Load().Config() }
+
+// Reload reads the configuration again and swaps it in. On any problem the
+// running configuration stays and the error says why.
+func (e *Exporter) Reload() error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	err := e.reload()
+	if err != nil {
+		e.reloadSuccess.Set(0)
+		e.logger.Error("configuration not loaded; keeping the one in force", "file", e.opts.ConfigFile, "err", err)
+		return err
+	}
+	e.reloadSuccess.Set(1)
+	e.reloadTime.SetToCurrentTime()
+	return nil
+}
+
+func (e *Exporter) reload() error {
+	cfg := config.Default()
+	if e.opts.ConfigFile != "" {
+		var err error
+		if cfg, err = config.Load(e.opts.ConfigFile); err != nil {
+			return err
+		}
+	}
+	s, err := collector.NewScraper(cfg, e.logger, e.opts.Collectors...)
+	if err != nil {
+		return err
+	}
+	if old := e.scraper.Swap(s); old != nil {
+		go old.Close() // waits for scrapes still using it
+	}
+	e.logger.Info("configuration loaded", "file", e.opts.ConfigFile, "collectors", fmt.Sprint(s.Collectors()))
+	return nil
+}
+
+// Close releases the collectors' connections.
+func (e *Exporter) Close() {
+	if s := e.scraper.Load(); s != nil {
+		s.Close()
+	}
+}
+
+// Latest is the most recent finished scrape, or nil before the first.
+func (e *Exporter) Latest() *collector.Scrape { return e.latest.Load() }
+
+// Scrape probes the estate once within ctx's deadline. Concurrent callers
+// share one probe round instead of piling up: they get the same result.
+func (e *Exporter) Scrape(ctx context.Context) (*collector.Scrape, *collector.Scraper, error) {
+	s := e.scraper.Load()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(e.opts.DefaultTimeout)
+	}
+	type result struct {
+		scrape  *collector.Scrape
+		scraper *collector.Scraper
+	}
+	ch := e.scrapes.DoChan("scrape", func() (any, error) {
+		// Detached from the first caller: its disconnect must not cut the
+		// round short for the others that joined it.
+		pctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		sc := s.Probe(pctx)
+		e.latest.Store(sc)
+		return result{sc, s}, nil
+	})
+	select {
+	case r := <-ch:
+		res := r.Val.(result)
+		return res.scrape, res.scraper, nil
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+}
+
+// timeout is the scrape budget: Prometheus's own timeout header less the
+// offset, or the default.
+func (e *Exporter) timeout(r *http.Request) (time.Duration, error) {
+	h := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
+	if h == "" {
+		return e.opts.DefaultTimeout, nil
+	}
+	secs, err := strconv.ParseFloat(h, 64)
+	if err != nil || secs <= 0 {
+		return 0, fmt.Errorf("invalid X-Prometheus-Scrape-Timeout-Seconds %q", h)
+	}
+	t := time.Duration(secs*float64(time.Second)) - e.opts.TimeoutOffset
+	if t <= 0 {
+		return 0, fmt.Errorf("scrape timeout %ss leaves nothing after the offset %s", h, e.opts.TimeoutOffset)
+	}
+	return t, nil
+}
+
+// MetricsHandler serves /metrics.
+func (e *Exporter) MetricsHandler() http.Handler {
+	var inFlight chan struct{}
+	if e.opts.MaxRequestsInFlight > 0 {
+		inFlight = make(chan struct{}, e.opts.MaxRequestsInFlight)
+	}
+	errorLog := slog.NewLogLogger(e.logger.Handler(), slog.LevelError)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inFlight != nil {
+			select {
+			case inFlight <- struct{}{}:
+				defer func() { <-inFlight }()
+			default:
+				http.Error(w, "too many concurrent scrapes", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		timeout, err := e.timeout(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		scrape, scraper, err := e.Scrape(ctx)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return // the client went away
+			}
+			http.Error(w, "scrape did not finish: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		reg := prometheus.NewRegistry()
+		if err := reg.Register(scraper.Metrics(scrape)); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		promhttp.HandlerFor(prometheus.Gatherers{e.registry, reg}, promhttp.HandlerOpts{
+			ErrorLog:      errorLog,
+			ErrorHandling: promhttp.ContinueOnError,
+		}).ServeHTTP(w, r)
+	})
+}
+
+// ReloadHandler serves POST /-/reload.
+func (e *Exporter) ReloadHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			http.Error(w, "use POST to reload the configuration", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := e.Reload(); err != nil {
+			http.Error(w, "configuration not reloaded, the previous one stays in force: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "configuration reloaded")
+	})
+}
