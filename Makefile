@@ -1,0 +1,55 @@
+# iap_ha_exporter: the common targets. `make test` is what CI runs.
+GO        ?= go
+BIN       := iap_ha_exporter
+PKGS      := ./...
+TOOLS     := $(GO) run -modfile=tools/go.mod
+# Seconds each fuzz target runs inside `make test` (seed corpora always run).
+FUZZTIME  ?= 3s
+# `make fuzz` runs each target this long.
+LONGFUZZ  ?= 2m
+
+.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down clean
+
+all: lint build test
+
+VERSION   := $(shell cat VERSION)
+REVISION  := $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
+             -X github.com/prometheus/common/version.Revision=$(REVISION) \
+             -X github.com/prometheus/common/version.Branch=main
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/iap_ha_exporter
+
+# Unit and integration tests (the integration tests start the real Redis,
+# Sentinel, RabbitMQ, Prometheus and Alertmanager lab and install it when
+# missing), then a short run of every fuzz target.
+test: unit fuzz-short
+
+unit:
+	$(GO) test -count=1 -timeout 25m $(PKGS)
+
+fuzz-short:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=$(LONGFUZZ) ./scripts/fuzz.sh
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(TOOLS) honnef.co/go/tools/cmd/staticcheck $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+demo: build
+	./scripts/demo.sh
+
+demo-down:
+	./scripts/demo.sh down
+
+clean:
+	rm -f $(BIN)
+	$(GO) clean -testcache

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target in the module for FUZZTIME each (default 3s).
+# Any crash fails the run; go test writes the failing input under
+# testdata/fuzz/, where it becomes a regression case: commit it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-3s}
+count=0
+while IFS= read -r line; do
+	file=${line%%:*}
+	name=$(sed -E 's/^.*func (Fuzz[A-Za-z0-9_]*)\(.*/\1/' <<<"$line")
+	pkg=./$(dirname "$file")
+	echo "fuzz: $pkg $name ($fuzztime)"
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+	count=$((count + 1))
+done < <(grep -rEn --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' . | sort)
+echo "fuzz: $count targets ran for $fuzztime each"

@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package tools pins the versions of the development tools the Makefile
+// runs (go run from this module), apart from the exporter's own go.mod.
+package tools
+
+import (
+	_ "honnef.co/go/tools/cmd/staticcheck"
+)
