@@ -399,8 +399,8 @@ func (v *validator) optionalTLS(p string, t *promconfig.TLSConfig) {
 	}
 }
 
-// tls resolves relative file names and checks the files exist, so a typo is
-// refused at load time rather than at the first scrape.
+// tls resolves relative file names and builds the TLS configuration once, so
+// a missing or bad certificate is refused at load time, not at the first scrape.
 func (v *validator) tls(p string, t *promconfig.TLSConfig) {
 	if v.dir != "" {
 		t.SetDirectory(v.dir)
@@ -408,14 +408,6 @@ func (v *validator) tls(p string, t *promconfig.TLSConfig) {
 	if err := t.Validate(); err != nil {
 		v.addf(p, "%v", err)
 		return
-	}
-	for key, f := range map[string]string{"ca_file": t.CAFile, "cert_file": t.CertFile, "key_file": t.KeyFile} {
-		if f == "" {
-			continue
-		}
-		if _, err := os.Stat(f); err != nil {
-			v.addf(join(p, key), "%v", err)
-		}
 	}
 	if _, err := promconfig.NewTLSConfig(t); err != nil {
 		v.addf(p, "%v", err)

@@ -1,0 +1,146 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Every file in testdata/bad starts with "# want:" lines, each a piece of
+// text the error must contain: the field path, the line and the reason.
+func TestBadConfigsNameTheField(t *testing.T) {
+	files, err := filepath.Glob("testdata/bad/*.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bad configs found: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wants []string
+			for _, line := range strings.Split(string(data), "\n") {
+				if w, ok := strings.CutPrefix(line, "# want: "); ok {
+					wants = append(wants, w)
+				}
+			}
+			if len(wants) == 0 {
+				t.Fatal("no # want: line")
+			}
+			_, err = Load(f)
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			for _, w := range wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestExamplesLoad(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*.yml")
+	var checked int
+	for _, f := range files {
+		if strings.HasSuffix(f, "prometheus.yml") || strings.HasSuffix(f, "alertmanager.yml") || strings.Contains(f, "web-config") || strings.Contains(f, "remediation") {
+			continue
+		}
+		checked++
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if checked < 3 {
+		t.Fatalf("checked %d example configs, want at least HA-0, HA-3 and HA-6", checked)
+	}
+}
+
+func TestDefaultsAndDependencies(t *testing.T) {
+	cfg, err := Parse([]byte(`
+architecture: HA-6
+sites: [{name: dc1}, {name: dc2, role: standby}, {name: dc3, role: witness}]
+iap:
+  servers:
+    - {name: a, url: "http://127.0.0.1:3000", site: dc1}
+    - {name: b, url: "http://127.0.0.1:3001", site: dc2, role: standby, redis: shared}
+redis:
+  - {name: dc1, site: dc1, sentinels: [{address: "127.0.0.1:26379"}]}
+  - {name: shared, site: dc2, sentinels: [{address: "127.0.0.1:26380", site: dc3}]}
+rabbitmq:
+  - {name: r1, site: dc1, urls: ["http://127.0.0.1:15672"]}
+gateways:
+  - {url: "http://127.0.0.1:8083", site: dc1}
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.IAP.Servers[0], cfg.IAP.Servers[1]
+	for _, c := range []struct{ name, got, want string }{
+		{"a.role", a.Role, RoleActive},
+		{"a.redis (its site's group)", a.Redis, "dc1"},
+		{"a.rabbitmq (its site's cluster)", a.RabbitMQ, "r1"},
+		{"a.cluster (token domain = its Redis)", a.Cluster, "dc1"},
+		{"b.redis (named)", b.Redis, "shared"},
+		{"b.rabbitmq (none in its site)", b.RabbitMQ, ""},
+		{"sites[0].role", cfg.Sites[0].Role, SiteActive},
+		{"redis[0].master_name", cfg.Redis[0].MasterName, DefaultSentinelMaster},
+		{"redis[1].sentinels[0].site", cfg.Redis[1].Sentinels[0].Site, "dc3"},
+		{"rabbitmq[0].username", cfg.RabbitMQ[0].Username, DefaultRabbitMQUser},
+		{"gateways[0].name (from the URL)", cfg.Gateways[0].Name, "127.0.0.1:8083"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if got := time.Duration(a.Timeout); got != DefaultIAPTimeout {
+		t.Errorf("server timeout = %s, want the iap default %s", got, DefaultIAPTimeout)
+	}
+	if cfg.Gateways[0].Capacity != DefaultGatewayCapacity {
+		t.Errorf("gateway capacity = %d, want %d", cfg.Gateways[0].Capacity, DefaultGatewayCapacity)
+	}
+}
+
+func TestSecretsAreReadButNeverDumped(t *testing.T) {
+	t.Setenv("IAP_HA_TEST_SECRET", "s3cr3t-from-env-Kp2")
+	cfg, err := Parse([]byte(`
+iap:
+  auth: {username: u, password_file: password}
+  servers: [{url: "http://127.0.0.1:3000"}]
+rabbitmq:
+  - {name: r, urls: ["http://127.0.0.1:15672"], username: u, password_env: IAP_HA_TEST_SECRET}
+`), "testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(cfg.IAP.Auth.Password); got != "s3cr3t-from-file-Zq9" {
+		t.Errorf("password from file = %q", got)
+	}
+	if got := string(cfg.RabbitMQ[0].Password); got != "s3cr3t-from-env-Kp2" {
+		t.Errorf("password from env = %q", got)
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"s3cr3t-from-file-Zq9", "s3cr3t-from-env-Kp2"} {
+		if strings.Contains(string(out), s) {
+			t.Errorf("a dump of the configuration shows the secret %q", s)
+		}
+	}
+}
+
+func TestDefaultIsHA0OnLocalhost(t *testing.T) {
+	cfg := Default()
+	if cfg.Architecture != ArchHA0 || len(cfg.IAP.Servers) != 1 || cfg.IAP.Servers[0].URL != "http://localhost:3000" ||
+		cfg.Redis[0].Sentinels[0].Address != "localhost:26379" || cfg.RabbitMQ[0].URLs[0] != "http://localhost:15672" ||
+		!strings.Contains(cfg.MongoDB[0].URI, "localhost:27017") {
+		t.Fatalf("default is not the HA-0 localhost layout: %+v", cfg)
+	}
+}
