@@ -1,0 +1,240 @@
+package exporter
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/promslog"
+)
+
+// syncBuffer collects log output written from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func debugLogger(w io.Writer) *slog.Logger {
+	level := promslog.NewLevel()
+	_ = level.Set("debug")
+	return promslog.New(&promslog.Config{Level: level, Writer: w})
+}
+
+// closedPort returns an address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func get(t *testing.T, h http.Handler, method, path string, header http.Header) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+func TestReloadWithBadFileKeepsTheOldConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yml")
+	good := "rabbitmq:\n  - name: first\n    urls: [\"http://" + closedPort(t) + "\"]\n"
+	writeFile(t, file, good)
+	e, err := New(Options{ConfigFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+
+	writeFile(t, file, "rabbitmq:\n  - name: second\n    urls: [\"not a url\"]\n")
+	code, body := get(t, e.ReloadHandler(), http.MethodPost, "/-/reload", nil)
+	if code != http.StatusInternalServerError || !strings.Contains(body, "rabbitmq[0].urls[0]") {
+		t.Fatalf("reload of a bad file: %d %q, want 500 naming the field", code, body)
+	}
+	if got := e.Config().RabbitMQ[0].Name; got != "first" {
+		t.Fatalf("config in force after a bad reload is %q, want the old one", got)
+	}
+	_, metrics := get(t, e.MetricsHandler(), http.MethodGet, "/metrics", nil)
+	if !strings.Contains(metrics, "iap_ha_config_last_reload_successful 0") {
+		t.Errorf("metrics after a bad reload do not say so:\n%s", grep(metrics, "reload"))
+	}
+
+	writeFile(t, file, strings.Replace(good, "first", "third", 1))
+	if code, body := get(t, e.ReloadHandler(), http.MethodPost, "/-/reload", nil); code != http.StatusOK {
+		t.Fatalf("reload of a good file: %d %q", code, body)
+	}
+	if got := e.Config().RabbitMQ[0].Name; got != "third" {
+		t.Fatalf("config after a good reload is %q", got)
+	}
+	_, metrics = get(t, e.MetricsHandler(), http.MethodGet, "/metrics", nil)
+	if !strings.Contains(metrics, "iap_ha_config_last_reload_successful 1") {
+		t.Errorf("metrics after a good reload:\n%s", grep(metrics, "reload"))
+	}
+	if code, _ := get(t, e.ReloadHandler(), http.MethodGet, "/-/reload", nil); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload = %d, want 405", code)
+	}
+}
+
+func TestBadConfigRefusedAtStart(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, file, "iap:\n  servers:\n    - url: http://127.0.0.1:3000\n      rol: standby\n")
+	if _, err := New(Options{ConfigFile: file}); err == nil || !strings.Contains(err.Error(), "iap.servers[0].rol") {
+		t.Fatalf("New with a bad config: err = %v, want one naming iap.servers[0].rol", err)
+	}
+}
+
+func TestScrapeTimeoutFromHeader(t *testing.T) {
+	e := &Exporter{opts: Options{DefaultTimeout: 10 * time.Second, TimeoutOffset: 500 * time.Millisecond}}
+	for _, c := range []struct {
+		header string
+		want   time.Duration
+		bad    bool
+	}{
+		{"", 10 * time.Second, false},
+		{"5", 4500 * time.Millisecond, false},
+		{"2.5", 2 * time.Second, false},
+		{"0.4", 0, true},
+		{"soon", 0, true},
+		{"-1", 0, true},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if c.header != "" {
+			req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", c.header)
+		}
+		got, err := e.timeout(req)
+		if (err != nil) != c.bad || got != c.want {
+			t.Errorf("header %q: got %s, %v; want %s (error: %v)", c.header, got, err, c.want, c.bad)
+		}
+	}
+}
+
+// Every secret path of the configuration, fed distinctive passwords, with
+// every target unreachable so that every error path runs: no secret may
+// appear in /metrics, the landing page, the logs or the errors.
+func TestSecretsNeverLeak(t *testing.T) {
+	dir := t.TempDir()
+	secrets := map[string]string{
+		"iap":      "iap-pw-Xy7Rq1",
+		"oauth":    "oauth-secret-Mn4Tz8",
+		"mongo":    "mongo-pw-Lk2Vb6",
+		"redis":    "redis-pw-Qa9Wd3",
+		"sentinel": "sentinel-pw-Ej5Hc0",
+		"rabbitmq": "rabbit-pw-Uo1Gf4",
+		"gateway":  "gateway-pw-Ry8Np2",
+	}
+	for name, s := range secrets {
+		writeFile(t, filepath.Join(dir, name), s+"\n")
+	}
+	dead := closedPort(t)
+	cfg := `
+iap:
+  auth: {username: monitor, password_file: iap}
+  servers:
+    - {name: a, url: "http://` + dead + `"}
+    - {name: b, url: "http://` + dead + `", auth: {client_id: exporter, client_secret_file: oauth}}
+mongodb:
+  - {name: rs0, uri: "mongodb://` + dead + `/?replicaSet=rs0", username: monitor, password_file: mongo}
+redis:
+  - sentinels: [{address: "` + dead + `"}]
+    auth: {username: default, password_file: redis}
+    sentinel_auth: {username: sentinel, password_file: sentinel}
+rabbitmq:
+  - {name: r, urls: ["http://` + dead + `"], username: monitor, password_file: rabbitmq}
+gateways:
+  - {name: g, url: "http://` + dead + `", username: admin, password_file: gateway}
+`
+	file := filepath.Join(dir, "config.yml")
+	writeFile(t, file, cfg)
+	logs := &syncBuffer{}
+	e, err := New(Options{ConfigFile: file, Logger: debugLogger(logs), DefaultTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var seen []string
+	for range 2 { // the second scrape reuses pools and tokens
+		_, body := get(t, e.MetricsHandler(), http.MethodGet, "/metrics", nil)
+		seen = append(seen, body)
+	}
+	// A bad reload runs the error paths of the loader too.
+	writeFile(t, file, cfg+"\nbogus: "+secrets["iap"]+"\n")
+	_, body := get(t, e.ReloadHandler(), http.MethodPost, "/-/reload", nil)
+	seen = append(seen, body, logs.String())
+	for _, out := range seen {
+		for name, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Errorf("the %s secret appears in the output:\n%s", name, grep(out, s))
+			}
+		}
+	}
+}
+
+// promtool (Debian's prometheus package, installed by .ci/run) must find
+// nothing wrong with what /metrics serves.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool not found: install Debian's prometheus package (.ci/run does)")
+	}
+	e, err := New(Options{Logger: promslog.NewNopLogger(), DefaultTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	_, body := get(t, e.MetricsHandler(), http.MethodGet, "/metrics", nil)
+	if !strings.Contains(body, "iap_ha_exporter_build_info") {
+		t.Fatalf("no build info in the output:\n%s", body)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func grep(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
