@@ -1,0 +1,241 @@
+// Package mongodb probes MongoDB replica sets: the set's own status and
+// configuration through one pooled client per set and, when asked, every
+// member's own hello over a direct connection, so that two primaries in two
+// views (split brain) are seen and an unreachable member is told apart from
+// one the set reports unhealthy.
+//
+// It knows nothing of Prometheus: the collector and the remediation
+// receiver both use it.
+package mongodb
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	promconfig "github.com/prometheus/common/config"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+// Prober reads the state of one replica set. Its clients are pooled and
+// reused across calls; it is safe for concurrent use.
+type Prober struct {
+	cfg     config.ReplicaSet
+	timeout time.Duration
+	siteTag string
+	logger  *slog.Logger
+	base    func() *options.ClientOptions
+	set     *mongo.Client
+
+	// warm is set once the set client has found the primary (or given up
+	// waiting for it) on its first probe.
+	warm atomic.Bool
+
+	mu     sync.Mutex
+	direct map[string]*mongo.Client // by member host:port
+}
+
+// New builds the prober of one configured replica set. No connection is
+// made until the first Probe.
+func New(cfg config.ReplicaSet, logger *slog.Logger) (*Prober, error) {
+	p := &Prober{
+		cfg:     cfg,
+		timeout: time.Duration(cfg.Timeout),
+		siteTag: cfg.SiteTag,
+		logger:  logger,
+		direct:  map[string]*mongo.Client{},
+	}
+	if p.timeout <= 0 {
+		p.timeout = config.DefaultMongoTimeout
+	}
+	if p.siteTag == "" {
+		p.siteTag = config.DefaultMongoSiteTag
+	}
+	base, err := clientOptions(cfg, p.timeout)
+	if err != nil {
+		return nil, fmt.Errorf("mongodb %s: %w", cfg.Name, err)
+	}
+	p.base = base
+	p.set, err = mongo.Connect(base())
+	if err != nil {
+		return nil, fmt.Errorf("mongodb %s: %w", cfg.Name, err)
+	}
+	return p, nil
+}
+
+// clientOptions returns a builder of fresh client options for cfg: options
+// are mutable, so every client gets its own.
+func clientOptions(cfg config.ReplicaSet, timeout time.Duration) (func() *options.ClientOptions, error) {
+	var tlsConfig *tls.Config
+	if cfg.TLS != nil {
+		var err error
+		if tlsConfig, err = promconfig.NewTLSConfig(cfg.TLS); err != nil {
+			return nil, fmt.Errorf("tls_config: %w", err)
+		}
+	}
+	build := func() *options.ClientOptions {
+		o := options.Client().ApplyURI(cfg.URI).
+			SetAppName("iap_ha_exporter").
+			SetConnectTimeout(timeout).
+			SetServerSelectionTimeout(timeout)
+		if cfg.Username != "" {
+			o.SetAuth(options.Credential{Username: cfg.Username, Password: string(cfg.Password), AuthSource: cfg.AuthSource})
+		}
+		if tlsConfig != nil {
+			o.SetTLSConfig(tlsConfig.Clone())
+		}
+		return o
+	}
+	return build, build().Validate()
+}
+
+// Name is the replica set's name as configured.
+func (p *Prober) Name() string { return p.cfg.Name }
+
+// Probe reads the set's state within ctx and the configured timeout. A set
+// that cannot be read comes back with Up false and the reason in Error.
+func (p *Prober) Probe(ctx context.Context) topology.ReplicaSet {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+
+	if !p.warm.Load() {
+		p.findPrimary(ctx)
+	}
+	var status replSetStatus
+	var conf replSetConfig
+	raw, err := p.command(ctx, p.set, "replSetGetStatus")
+	if err == nil {
+		status, err = decodeStatus(raw)
+	}
+	if err == nil {
+		raw, err = p.command(ctx, p.set, "replSetGetConfig")
+	}
+	if err == nil {
+		conf, err = decodeConfig(raw)
+	}
+	if err != nil {
+		return topology.ReplicaSet{Name: p.cfg.Name, Error: err.Error()}
+	}
+
+	var views map[string]memberView
+	if p.cfg.DirectMembers {
+		views = p.memberViews(ctx, conf)
+	}
+	return replicaSet(p.cfg.Name, p.cfg.MemberSites, p.siteTag, status, conf, views)
+}
+
+// findPrimary gives a fresh client a moment to find the primary, so that
+// the first probe reads the primary's view rather than that of whichever
+// member answered first (commands may go to any member when there is no
+// primary). Later probes use the driver's settled view of the set.
+func (p *Prober) findPrimary(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout/4)
+	defer cancel()
+	if err := p.set.Ping(ctx, readpref.Primary()); err != nil {
+		p.logger.Debug("no primary found yet", "set", p.cfg.Name, "err", err)
+	}
+	p.warm.Store(true)
+}
+
+// memberViews asks every configured member for its own hello, concurrently.
+func (p *Prober) memberViews(ctx context.Context, conf replSetConfig) map[string]memberView {
+	hosts := make([]string, len(conf.Config.Members))
+	for i, m := range conf.Config.Members {
+		hosts[i] = m.Host
+	}
+	clients := p.directClients(hosts)
+
+	views := make(map[string]memberView, len(hosts))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for host, client := range clients {
+		wg.Go(func() {
+			v := memberView{}
+			raw, err := p.command(ctx, client, "hello")
+			if err == nil {
+				v.hello, err = decodeHello(raw)
+			}
+			if err != nil {
+				p.logger.Debug("member did not answer hello", "set", p.cfg.Name, "member", host, "err", err)
+			}
+			v.reachable = err == nil
+			mu.Lock()
+			views[host] = v
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return views
+}
+
+// directClients returns a pooled direct client per host, creating missing
+// ones and closing those of members that left the set.
+func (p *Prober) directClients(hosts []string) map[string]*mongo.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]*mongo.Client, len(hosts))
+	for _, h := range hosts {
+		c, ok := p.direct[h]
+		if !ok {
+			var err error
+			c, err = mongo.Connect(p.base().SetHosts([]string{h}).SetDirect(true))
+			if err != nil { // options were validated in New; a host string may still be bad
+				p.logger.Warn("cannot build a direct client", "set", p.cfg.Name, "member", h, "err", err)
+				continue
+			}
+			p.direct[h] = c
+		}
+		out[h] = c
+	}
+	for h, c := range p.direct {
+		if _, keep := out[h]; !keep {
+			go c.Disconnect(context.Background())
+			delete(p.direct, h)
+		}
+	}
+	return out
+}
+
+// anyMember lets commands run while the set has no primary (RunCommand
+// ignores the client's read preference and defaults to the primary).
+var anyMember = options.RunCmd().SetReadPreference(readpref.PrimaryPreferred())
+
+// command runs an admin command. A pooled connection to a member that has
+// just died fails once with a network error; the driver then forgets that
+// server, so one retry within the deadline reads the set's new state.
+func (p *Prober) command(ctx context.Context, c *mongo.Client, name string) (bson.Raw, error) {
+	cmd := bson.D{{Key: name, Value: 1}}
+	raw, err := c.Database("admin").RunCommand(ctx, cmd, anyMember).Raw()
+	if err != nil && mongo.IsNetworkError(err) && ctx.Err() == nil {
+		raw, err = c.Database("admin").RunCommand(ctx, cmd, anyMember).Raw()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return raw, nil
+}
+
+// Close disconnects every client.
+func (p *Prober) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	errs := []error{p.set.Disconnect(ctx)}
+	for h, c := range p.direct {
+		errs = append(errs, c.Disconnect(ctx))
+		delete(p.direct, h)
+	}
+	return errors.Join(errs...)
+}
