@@ -112,6 +112,10 @@ type IAPServer struct {
 	// ConfiguredActive is the worker setting the profile configures
 	// (taskWorkerProps.active / activate), where the release exposes it.
 	ConfiguredActive Tristate `json:"configured_active"`
+	// APIUp says whether every authenticated call answered (Unknown when no
+	// credentials are configured or the server did not answer at all). A
+	// failed call leaves its facts Unknown and its reason in Error.
+	APIUp Tristate `json:"api_up"`
 }
 
 // IAPService is one dependency as IAP sees it.
@@ -264,12 +268,21 @@ type RedisNode struct {
 	Site    string `json:"site"`
 	Up      bool   `json:"up"`
 	Error   string `json:"error,omitempty"`
-	// Role is master or replica (Redis says "slave").
+	// Role is master or replica (Redis says "slave"). For a node that did
+	// not answer it is the role the Sentinels last saw.
 	Role              string `json:"role,omitempty"`
 	MasterLinkUp      bool   `json:"master_link_up"`
 	LagBytes          int64  `json:"lag_bytes"`
 	ReplicaPriority   int    `json:"replica_priority"`
 	ConnectedReplicas int    `json:"connected_replicas"`
+	// MasterAddress is the host:port a replica replicates from.
+	MasterAddress string `json:"master_address,omitempty"`
+	// ReplOffset is the replication offset: master_repl_offset on a master,
+	// slave_repl_offset on a replica.
+	ReplOffset int64 `json:"repl_offset"`
+	// HasLag says LagBytes is known: the node is a replica and both it and
+	// its master answered.
+	HasLag bool `json:"has_lag"`
 }
 
 // RabbitCluster is one RabbitMQ cluster as probed.
@@ -298,6 +311,9 @@ type RabbitNode struct {
 	Partitions []string `json:"partitions,omitempty"`
 	MemAlarm   bool     `json:"mem_alarm"`
 	DiskAlarm  bool     `json:"disk_alarm"`
+	// Peers are the cluster members this node has a distribution link to
+	// (CLI tool connections left out).
+	Peers []string `json:"peers,omitempty"`
 }
 
 // QueueGroup aggregates the queues of one vhost and type.
@@ -311,6 +327,13 @@ type QueueGroup struct {
 	Unsynchronised int `json:"unsynchronised"`
 	// WithoutQuorum counts quorum queues with a minority online or no leader.
 	WithoutQuorum int `json:"without_quorum"`
+	// QuorumCritical counts quorum queues with a bare majority online: one
+	// more member lost and they stop. MirrorSyncCritical counts mirrored
+	// queues without a synchronised mirror: losing their node loses data.
+	// These are RabbitMQ's node-is-quorum-critical and
+	// node-is-mirror-sync-critical health checks, cluster-wide.
+	QuorumCritical     int `json:"quorum_critical"`
+	MirrorSyncCritical int `json:"mirror_sync_critical"`
 }
 
 // QueueState is one queue, reported only with per_queue_metrics.
