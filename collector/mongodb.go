@@ -1,0 +1,151 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe/mongodb"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+func init() {
+	registerCollector("mongodb", true, newMongoDBCollector)
+}
+
+// mongodbCollector reports the MongoDB replica sets: each member's state,
+// health, lag, votes and priority, and the set's primaries, term and voting
+// arithmetic.
+type mongodbCollector struct {
+	probers []*mongodb.Prober
+
+	up, primaries, term, voting, healthyVoting, majority *prometheus.Desc
+	state, health, lag, votes, priority, reachable       *prometheus.Desc
+}
+
+func newMongoDBCollector(cfg *config.Config, logger *slog.Logger) (Collector, error) {
+	if len(cfg.MongoDB) == 0 {
+		return nil, ErrNoData
+	}
+	c := &mongodbCollector{}
+	for _, rs := range cfg.MongoDB {
+		p, err := mongodb.New(rs, logger)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.probers = append(c.probers, p)
+	}
+	set := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "mongodb", name), help, []string{"set"}, nil)
+	}
+	member := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "mongodb", name), help, []string{"set", "member", "site"}, nil)
+	}
+	c.up = set("up", "Whether the replica set's status and configuration could be read (1) or not (0).")
+	c.primaries = set("primaries", "Members seen as primary across every view read: the set's status and, with direct_members, each member's own hello. More than 1 is split brain.")
+	c.term = set("term", "Election term of the replica set; it moves forward at every election.")
+	c.voting = set("voting_members", "Members of the replica set with a vote.")
+	c.healthyVoting = set("healthy_voting_members", "Voting members the set sees healthy and in a state that can vote.")
+	c.majority = set("majority", "Votes needed to elect a primary: a majority of the voting members.")
+	c.state = member("member_state", "MongoDB state code of the member as the set sees it (1 primary, 2 secondary, 3 recovering, 5 startup2, 7 arbiter, 8 down, 9 rollback).")
+	c.health = member("member_health", "Whether the set sees the member healthy (1) or not (0).")
+	c.lag = member("member_replication_lag_seconds", "How far the member's last applied write trails the primary's, or the freshest member's when there is no primary. Absent for arbiters and unhealthy members.")
+	c.votes = member("member_votes", "Votes of the member in the replica-set configuration.")
+	c.priority = member("member_priority", "Election priority of the member in the replica-set configuration (0 never becomes primary).")
+	c.reachable = member("member_reachable", "Whether a direct connection to the member answered hello (1) or not (0). Only with direct_members.")
+	return c, nil
+}
+
+func (c *mongodbCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.up, c.primaries, c.term, c.voting, c.healthyVoting, c.majority,
+		c.state, c.health, c.lag, c.votes, c.priority, c.reachable,
+	} {
+		ch <- d
+	}
+}
+
+// Probe reads every replica set concurrently; a set that cannot be read is
+// reported down, never as the collector's failure.
+func (c *mongodbCollector) Probe(ctx context.Context) (topology.Part, error) {
+	sets := make(topology.ReplicaSets, len(c.probers))
+	var wg sync.WaitGroup
+	for i, p := range c.probers {
+		wg.Go(func() { sets[i] = p.Probe(ctx) })
+	}
+	wg.Wait()
+	return sets, nil
+}
+
+func (c *mongodbCollector) Close() error {
+	var errs []error
+	for _, p := range c.probers {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (c *mongodbCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, rs := range s.Snapshot.MongoDB {
+		if !rs.Up {
+			gauge(c.up, 0, rs.Name)
+			continue
+		}
+		gauge(c.up, 1, rs.Name)
+		gauge(c.primaries, float64(rs.Primaries), rs.Name)
+		gauge(c.term, float64(rs.Term), rs.Name)
+		voting, healthy := 0, 0
+		for _, m := range rs.Members {
+			if m.Voting() {
+				voting++
+				if mongoCanVote(m) {
+					healthy++
+				}
+			}
+			labels := []string{rs.Name, m.Name, m.Site}
+			gauge(c.state, float64(m.State), labels...)
+			gauge(c.health, mongoBool(m.Healthy), labels...)
+			gauge(c.votes, float64(m.Votes), labels...)
+			gauge(c.priority, m.Priority, labels...)
+			if m.HasLag {
+				gauge(c.lag, m.LagSeconds, labels...)
+			}
+			if m.Reachable != topology.Unknown {
+				gauge(c.reachable, mongoBool(m.Reachable == topology.True), labels...)
+			}
+		}
+		gauge(c.voting, float64(voting), rs.Name)
+		gauge(c.healthyVoting, float64(healthy), rs.Name)
+		gauge(c.majority, float64(voting/2+1), rs.Name)
+	}
+}
+
+// mongoCanVote reports whether a healthy member is in a state that votes in an
+// election (MongoDB: primary, secondary, recovering, startup2, arbiter,
+// rollback), as the HA model counts it.
+func mongoCanVote(m topology.MongoMember) bool {
+	if !m.Healthy {
+		return false
+	}
+	switch m.State {
+	case topology.MongoPrimary, topology.MongoSecondary, topology.MongoRecovering,
+		topology.MongoStartup2, topology.MongoArbiter, topology.MongoRollback:
+		return true
+	}
+	return false
+}
+
+func mongoBool(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
