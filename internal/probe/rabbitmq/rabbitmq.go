@@ -1,0 +1,341 @@
+// Package rabbitmq probes RabbitMQ clusters (IAP 2022.1–2023.1) through the
+// management API: nodes, partitions, resource alarms, mirrored and quorum
+// queue health, and federation links toward a standby data center.
+package rabbitmq
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	rabbithole "github.com/michaelklishin/rabbit-hole/v3"
+	promconfig "github.com/prometheus/common/config"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+// Prober probes every configured cluster.
+type Prober struct {
+	clients []*Client
+}
+
+// New builds a client for every configured cluster.
+func New(clusters []config.RabbitCluster, logger *slog.Logger) (*Prober, error) {
+	p := &Prober{}
+	for _, cfg := range clusters {
+		c, err := NewClient(cfg, logger)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.clients = append(p.clients, c)
+	}
+	return p, nil
+}
+
+// Probe probes every cluster concurrently, each within its own timeout and
+// ctx, and returns them in configuration order.
+func (p *Prober) Probe(ctx context.Context) topology.RabbitClusters {
+	out := make(topology.RabbitClusters, len(p.clients))
+	var wg sync.WaitGroup
+	for i, c := range p.clients {
+		wg.Go(func() { out[i] = c.Probe(ctx) })
+	}
+	wg.Wait()
+	return out
+}
+
+// Close releases every client's pooled connections.
+func (p *Prober) Close() error {
+	for _, c := range p.clients {
+		c.Close()
+	}
+	return nil
+}
+
+// Client probes one cluster. Its connections are pooled across probes.
+type Client struct {
+	cfg       config.RabbitCluster
+	logger    *slog.Logger
+	timeout   time.Duration
+	username  string
+	transport *http.Transport
+
+	mu    sync.Mutex
+	first int // index of the URL to try first: the last one that answered
+}
+
+// NewClient builds the client of one cluster.
+func NewClient(cfg config.RabbitCluster, logger *slog.Logger) (*Client, error) {
+	if len(cfg.URLs) == 0 {
+		return nil, fmt.Errorf("rabbitmq cluster %q: no management URL", cfg.Name)
+	}
+	c := &Client{cfg: cfg, logger: logger, timeout: time.Duration(cfg.Timeout), username: cfg.Username}
+	if c.timeout <= 0 {
+		c.timeout = config.DefaultRabbitMQTimeout
+	}
+	if c.username == "" {
+		c.username = config.DefaultRabbitMQUser
+	}
+	c.transport = &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: c.timeout}).DialContext,
+		TLSHandshakeTimeout: c.timeout,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     2 * time.Minute,
+	}
+	if cfg.TLS != nil {
+		tlsConfig, err := promconfig.NewTLSConfig(cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("rabbitmq cluster %q: %w", cfg.Name, err)
+		}
+		c.transport.TLSClientConfig = tlsConfig
+	}
+	return c, nil
+}
+
+// Close releases the pooled connections.
+func (c *Client) Close() error {
+	c.transport.CloseIdleConnections()
+	return nil
+}
+
+// Probe reads the cluster's state within its timeout and ctx. Any management
+// URL serves the whole cluster's view, so the URLs are tried in turn; the
+// cluster is down only when none answers.
+func (c *Client) Probe(ctx context.Context) topology.RabbitCluster {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	c.mu.Lock()
+	first := c.first
+	c.mu.Unlock()
+	var errs []string
+	for i := range c.cfg.URLs {
+		at := (first + i) % len(c.cfg.URLs)
+		endpoint := strings.TrimSuffix(c.cfg.URLs[at], "/")
+		state, err := c.probeEndpoint(ctx, endpoint)
+		if err == nil {
+			c.setFirst(at)
+			return state
+		}
+		errs = append(errs, fmt.Sprintf("%s: %v", endpoint, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	// A URL that hangs must not cost every scrape its whole timeout.
+	c.setFirst(first + 1)
+	return topology.RabbitCluster{Name: c.cfg.Name, Site: c.cfg.Site, Error: strings.Join(errs, "; ")}
+}
+
+func (c *Client) setFirst(i int) {
+	c.mu.Lock()
+	c.first = i % len(c.cfg.URLs)
+	c.mu.Unlock()
+}
+
+// overview is the part of /api/overview the probe asks for.
+type overview struct {
+	Version     string `json:"rabbitmq_version"`
+	ClusterName string `json:"cluster_name"`
+}
+
+func (c *Client) probeEndpoint(ctx context.Context, endpoint string) (topology.RabbitCluster, error) {
+	state := topology.RabbitCluster{Name: c.cfg.Name, Site: c.cfg.Site}
+	var ov overview
+	if err := c.getJSON(ctx, endpoint, "overview", "columns=rabbitmq_version,cluster_name", &ov); err != nil {
+		return state, err
+	}
+	state.Version, state.ClusterName = ov.Version, ov.ClusterName
+	state.MirroringSupported = mirroringSupported(ov.Version)
+
+	var (
+		nodes    []rabbithole.NodeInfo
+		policies []rabbithole.Policy
+		links    rabbithole.FederationLinkMap
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	api, err := c.api(gctx, endpoint)
+	if err != nil {
+		return state, err
+	}
+	g.Go(func() (err error) {
+		nodes, err = api.ListNodes()
+		return wrap("nodes", err)
+	})
+	if state.MirroringSupported {
+		g.Go(func() (err error) {
+			policies, err = api.ListPolicies()
+			return wrap("policies", err)
+		})
+	}
+	g.Go(func() (err error) {
+		links, err = api.ListFederationLinks()
+		var apiErr rabbithole.ErrorResponse
+		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound {
+			return nil // the federation management plugin is not enabled
+		}
+		return wrap("federation links", err)
+	})
+	if err := g.Wait(); err != nil {
+		return state, err
+	}
+	state.Nodes = c.nodes(nodes)
+	state.FederationLinks = federationLinks(links)
+
+	// The queue listing is the costly request: it goes last, once the
+	// cluster size and the policies it is judged against are known.
+	queues := newQueueCounter(len(nodes), state.MirroringSupported, policies, c.cfg.PerQueueMetrics)
+	if err := c.get(ctx, endpoint, "queues", queuesQuery, func(body io.Reader) error {
+		return decodeQueues(body, queues.add)
+	}); err != nil {
+		return state, err
+	}
+	state.Queues, state.PerQueue = queues.groups(), queues.perQueue
+	state.Up = true
+	return state, nil
+}
+
+func wrap(what string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// mirroringSupported: RabbitMQ 4.0 removed classic queue mirroring.
+func mirroringSupported(version string) bool {
+	major, _, _ := strings.Cut(version, ".")
+	n, err := strconv.Atoi(major)
+	return err == nil && n < 4
+}
+
+func (c *Client) nodes(infos []rabbithole.NodeInfo) []topology.RabbitNode {
+	out := make([]topology.RabbitNode, 0, len(infos))
+	for _, n := range infos {
+		site := c.cfg.NodeSites[n.Name]
+		if site == "" {
+			site = c.cfg.Site
+		}
+		node := topology.RabbitNode{
+			Name: n.Name, Site: site, Running: n.IsRunning, Partitions: n.Partitions,
+			MemAlarm: n.MemAlarm, DiskAlarm: n.DiskFreeAlarm,
+		}
+		for _, l := range n.ClusterLinks {
+			// CLI tools (rabbitmqctl, rabbitmq-diagnostics) connect for a
+			// moment as rabbitmqcli-<id>-<node>; they are not peers.
+			if !strings.HasPrefix(l.Name, "rabbitmqcli-") {
+				node.Peers = append(node.Peers, l.Name)
+			}
+		}
+		out = append(out, node)
+	}
+	slices.SortFunc(out, func(a, b topology.RabbitNode) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// federationLinks keeps one link per vhost, upstream and federated exchange
+// or queue; where a clustered downstream runs several, the worst status wins.
+func federationLinks(raw rabbithole.FederationLinkMap) []topology.FederationLink {
+	var out []topology.FederationLink
+	index := map[topology.FederationLink]int{}
+	for _, m := range raw {
+		l := topology.FederationLink{
+			VHost: str(m["vhost"]), Upstream: str(m["upstream"]), Type: str(m["type"]),
+		}
+		l.Name = str(m[l.Type]) // the "exchange" or "queue" key
+		key := l
+		l.Status, l.Error = str(m["status"]), str(m["error"])
+		if i, dup := index[key]; dup {
+			if out[i].Status == "running" {
+				out[i] = l
+			}
+			continue
+		}
+		index[key] = len(out)
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b topology.FederationLink) int {
+		return strings.Compare(a.VHost+"\x00"+a.Upstream+"\x00"+a.Type+"\x00"+a.Name,
+			b.VHost+"\x00"+b.Upstream+"\x00"+b.Type+"\x00"+b.Name)
+	})
+	return out
+}
+
+func str(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+// api returns a rabbit-hole client whose requests are bound to ctx.
+func (c *Client) api(ctx context.Context, endpoint string) (*rabbithole.Client, error) {
+	api, err := rabbithole.NewTLSClient(endpoint, c.username, string(c.cfg.Password), boundTransport{ctx, c.transport})
+	if err != nil {
+		return nil, err
+	}
+	api.SetTimeout(c.timeout)
+	return api, nil
+}
+
+// boundTransport ties rabbit-hole's requests, which carry no context, to the
+// probe's ctx, and lets them reuse pooled connections: rabbit-hole asks for
+// every connection to be closed after one request.
+type boundTransport struct {
+	ctx  context.Context
+	base http.RoundTripper
+}
+
+func (t boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(t.ctx)
+	r.Close = false
+	return t.base.RoundTrip(r)
+}
+
+// get sends a GET request to the management API through the pooled
+// transport and hands a 200 answer's body to read.
+func (c *Client) get(ctx context.Context, endpoint, path, query string, read func(io.Reader) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/api/"+path+"?"+query, nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(c.username, string(c.cfg.Password))
+	res, err := c.transport.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", path, res.Status)
+	}
+	if err := read(res.Body); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	// Drain what is left, so the connection goes back to the pool.
+	_, _ = io.Copy(io.Discard, res.Body)
+	return nil
+}
+
+func (c *Client) getJSON(ctx context.Context, endpoint, path, query string, v any) error {
+	return c.get(ctx, endpoint, path, query, func(body io.Reader) error {
+		return json.NewDecoder(body).Decode(v)
+	})
+}
