@@ -1,0 +1,362 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+
+	"github.com/iapha/iap_ha_exporter/fixtures/lab"
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+// These tests run against real redis-server and redis-sentinel processes
+// (installed by the lab when missing). A lab that cannot start fails the test.
+
+func startGroup(t *testing.T, opts lab.SentinelOptions) *lab.SentinelGroup {
+	t.Helper()
+	g, err := lab.StartSentinelGroup(opts)
+	if err != nil {
+		t.Fatalf("starting the Redis lab: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := g.Stop(); err != nil {
+			t.Errorf("stopping the Redis lab: %v", err)
+		}
+	})
+	return g
+}
+
+func labProber(t *testing.T, cfg config.SentinelGroup) *Prober {
+	t.Helper()
+	cfg.Timeout = model.Duration(time.Second)
+	return newTestProber(t, cfg)
+}
+
+// waitFor probes until cond holds, and fails the test with the last reason
+// and snapshot when it does not within timeout.
+func waitFor(t *testing.T, p *Prober, timeout time.Duration, cond func(topology.SentinelGroup) error) topology.SentinelGroup {
+	t.Helper()
+	var g topology.SentinelGroup
+	err := lab.Retry(timeout, 100*time.Millisecond, func() error {
+		g = p.Probe(context.Background())
+		return cond(g)
+	})
+	if err != nil {
+		t.Fatalf("after %s: %v\nlast snapshot: %+v", timeout, err, g)
+	}
+	return g
+}
+
+// failuresTolerated is DESIGN.md's Redis formula, to show that the probe
+// gives the HA model its inputs: the smaller of reachable Sentinels −
+// max(quorum, majority of Sentinels) and healthyReplicas.
+func failuresTolerated(g topology.SentinelGroup) int {
+	reachable, known := 0, 0
+	for _, v := range g.Sentinels {
+		if v.Up {
+			reachable++
+			known = max(known, v.KnownSentinels)
+		}
+	}
+	return max(0, min(reachable-max(g.Quorum, known/2+1), healthyReplicas(g)))
+}
+
+// healthyReplicas counts the replicas a failover could promote: answering,
+// linked to their master, priority > 0.
+func healthyReplicas(g topology.SentinelGroup) int {
+	n := 0
+	for _, r := range g.Nodes {
+		if r.Up && r.Role == roleReplica && r.MasterLinkUp && r.ReplicaPriority > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func masters(g topology.SentinelGroup) []string {
+	var out []string
+	for _, v := range g.Sentinels {
+		if v.Up && !slices.Contains(out, v.MasterAddress) {
+			out = append(out, v.MasterAddress)
+		}
+	}
+	return out
+}
+
+func node(g topology.SentinelGroup, addr string) topology.RedisNode {
+	for _, n := range g.Nodes {
+		if n.Address == addr {
+			return n
+		}
+	}
+	return topology.RedisNode{}
+}
+
+// settled is the healthy state: every Sentinel up, one master, CKQUORUM OK
+// everywhere, no failover running, every replica linked.
+func settled(replicas int) func(topology.SentinelGroup) error {
+	return func(g topology.SentinelGroup) error {
+		for _, v := range g.Sentinels {
+			if !v.Up || !v.CKQuorumOK || v.FailoverInProgress {
+				return fmt.Errorf("sentinel %s: up %v, ckquorum %q, failover %v %s", v.Address, v.Up, v.CKQuorum, v.FailoverInProgress, v.Error)
+			}
+		}
+		if m := masters(g); len(m) != 1 {
+			return fmt.Errorf("masters %v", m)
+		}
+		linked := 0
+		for _, n := range g.Nodes {
+			if n.Up && n.Role == roleReplica && n.MasterLinkUp && n.MasterAddress == masters(g)[0] {
+				linked++
+			}
+		}
+		if linked != replicas {
+			return fmt.Errorf("%d replicas linked, want %d", linked, replicas)
+		}
+		return nil
+	}
+}
+
+func TestLabHealthyGroup(t *testing.T) {
+	t.Parallel()
+	g := startGroup(t, lab.SentinelOptions{Site: "dc1", SentinelSites: []string{"dc1", "dc2", "dc3"}})
+	cfg := g.Config("dc1")
+	cfg.NodeSites = map[string]string{g.Nodes[2].Addr: "dc2"}
+	p := labProber(t, cfg)
+
+	got := waitFor(t, p, 10*time.Second, settled(2))
+	if got.Name != "dc1" || got.MasterName != "itentialmaster" || got.Quorum != 2 {
+		t.Errorf("group %q %q quorum %d", got.Name, got.MasterName, got.Quorum)
+	}
+	for i, v := range got.Sentinels {
+		if v.Site != []string{"dc1", "dc2", "dc3"}[i] || v.KnownSentinels != 3 || v.KnownReplicas != 2 || v.MasterAddress != g.Nodes[0].Addr {
+			t.Errorf("sentinel %d: %+v", i, v)
+		}
+	}
+	if len(got.Nodes) != 3 {
+		t.Fatalf("nodes %+v", got.Nodes)
+	}
+	master := node(got, g.Nodes[0].Addr)
+	if !master.Up || master.Role != roleMaster || master.ConnectedReplicas != 2 {
+		t.Errorf("master %+v", master)
+	}
+	for _, r := range g.Nodes[1:] {
+		n := node(got, r.Addr)
+		if !n.HasLag || n.LagBytes < 0 || n.ReplicaPriority != 100 {
+			t.Errorf("replica %+v", n)
+		}
+	}
+	if s := node(got, g.Nodes[2].Addr).Site; s != "dc2" {
+		t.Errorf("node_sites not applied: site %q", s)
+	}
+	if ft := failuresTolerated(got); ft != 1 {
+		t.Errorf("failures tolerated %d, want 1", ft)
+	}
+}
+
+func TestLabMasterKilled(t *testing.T) {
+	t.Parallel()
+	g := startGroup(t, lab.SentinelOptions{})
+	p := labProber(t, g.Config("dc1"))
+	before := waitFor(t, p, 10*time.Second, settled(2))
+	if ft, n := failuresTolerated(before), healthyReplicas(before); ft != 1 || n != 2 {
+		t.Fatalf("before the kill: failures tolerated %d, promotable replicas %d; want 1 and 2", ft, n)
+	}
+
+	old, err := g.KillMaster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := waitFor(t, p, 30*time.Second, func(s topology.SentinelGroup) error {
+		if m := masters(s); len(m) != 1 || m[0] == old {
+			return fmt.Errorf("masters %v, old %s", m, old)
+		}
+		for _, v := range s.Sentinels {
+			if v.FailoverInProgress || v.ConfigEpoch <= before.Sentinels[0].ConfigEpoch {
+				return fmt.Errorf("sentinel %s: failover %v, epoch %d", v.Address, v.FailoverInProgress, v.ConfigEpoch)
+			}
+		}
+		return nil
+	})
+	if n := node(after, old); n.Up || n.Error == "" {
+		t.Errorf("old master %+v, want down with an error", n)
+	}
+	// With 3 Sentinels and quorum 2 the Sentinel term (1) bounds failures
+	// tolerated; the data side drops from 2 promotable replicas to 1.
+	if n := healthyReplicas(after); n != 1 {
+		t.Errorf("%d promotable replicas with the old master dead, want 1", n)
+	}
+	if ft := failuresTolerated(after); ft != 1 {
+		t.Errorf("failures tolerated %d with the old master dead, want 1", ft)
+	}
+
+	if err := g.Restart(old); err != nil {
+		t.Fatal(err)
+	}
+	back := waitFor(t, p, 30*time.Second, settled(2))
+	if n := node(back, old); !n.Up || n.Role != roleReplica || !n.MasterLinkUp {
+		t.Errorf("old master back as %+v, want a linked replica", n)
+	}
+	if n := healthyReplicas(back); n != 2 {
+		t.Errorf("%d promotable replicas after the old master returned, want 2", n)
+	}
+}
+
+func TestLabTwoSentinelsKilled(t *testing.T) {
+	t.Parallel()
+	g := startGroup(t, lab.SentinelOptions{})
+	p := labProber(t, g.Config("dc1"))
+	waitFor(t, p, 10*time.Second, settled(2))
+	for _, i := range []int{1, 2} {
+		if err := g.KillSentinel(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The survivor needs a moment (down-after 1 s) to see its peers gone.
+	got := waitFor(t, p, 15*time.Second, func(s topology.SentinelGroup) error {
+		if v := s.Sentinels[0]; v.CKQuorumOK {
+			return fmt.Errorf("survivor still says %q", v.CKQuorum)
+		}
+		return nil
+	})
+	reachable := 0
+	for _, v := range got.Sentinels {
+		if v.Up {
+			reachable++
+		}
+	}
+	if reachable != 1 || !strings.HasPrefix(got.Sentinels[0].CKQuorum, "NOQUORUM") {
+		t.Errorf("reachable %d, survivor %+v", reachable, got.Sentinels[0])
+	}
+	if reachable >= got.Quorum {
+		t.Errorf("quorum-lost condition not visible: reachable %d, quorum %d", reachable, got.Quorum)
+	}
+	if ft := failuresTolerated(got); ft != 0 {
+		t.Errorf("failures tolerated %d, want 0", ft)
+	}
+}
+
+func TestLabReplicaKilled(t *testing.T) {
+	t.Parallel()
+	g := startGroup(t, lab.SentinelOptions{})
+	p := labProber(t, g.Config("dc1"))
+	before := waitFor(t, p, 10*time.Second, settled(2))
+
+	dead, err := g.KillReplica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Probe(context.Background())
+	if n := node(got, dead); n.Up || n.MasterLinkUp || n.Role != roleReplica || n.HasLag {
+		t.Errorf("killed replica %+v, want down, link down, still a replica", n)
+	}
+	if a, b := healthyReplicas(got), healthyReplicas(before); a != 1 || b != 2 {
+		t.Errorf("promotable replicas %d after the kill, %d before; want 1 and 2", a, b)
+	}
+}
+
+// A fourth Sentinel that monitors another master under the same name, as
+// when two sites' groups both use itentialmaster and one Sentinel is listed
+// under the wrong group.
+func TestLabRogueSentinel(t *testing.T) {
+	t.Parallel()
+	g := startGroup(t, lab.SentinelOptions{})
+	rogue := startGroup(t, lab.SentinelOptions{NoReplicas: true, Sentinels: 1})
+	cfg := g.Config("dc1")
+	cfg.Sentinels = append(cfg.Sentinels, config.Sentinel{Address: rogue.Sentinels[0].Addr})
+	p := labProber(t, cfg)
+
+	got := p.Probe(context.Background())
+	if m := masters(got); len(m) != 2 || !slices.Contains(m, g.Nodes[0].Addr) || !slices.Contains(m, rogue.Nodes[0].Addr) {
+		t.Errorf("distinct masters %v, want %s and %s", m, g.Nodes[0].Addr, rogue.Nodes[0].Addr)
+	}
+	if v := got.Sentinels[3]; v.KnownSentinels != 1 {
+		t.Errorf("the rogue Sentinel knows %d Sentinels, want 1", v.KnownSentinels)
+	}
+}
+
+func TestLabAuthentication(t *testing.T) {
+	t.Parallel()
+	g := startGroup(t, lab.SentinelOptions{Password: "node-secret", SentinelPassword: "sentinel-secret"})
+	good := labProber(t, g.Config("dc1"))
+	waitFor(t, good, 10*time.Second, settled(2))
+
+	cfg := g.Config("dc1")
+	cfg.SentinelAuth.Password = promconfig.Secret("wrong-secret")
+	got := labProber(t, cfg).Probe(context.Background())
+	for _, v := range got.Sentinels {
+		if v.Up || v.Error == "" || strings.Contains(v.Error, "secret") {
+			t.Errorf("sentinel with a wrong password: up %v, error %q", v.Up, v.Error)
+		}
+	}
+}
+
+// A dead Sentinel costs nothing that grows: its dials fail fast, and the
+// pools stay as they are scrape after scrape. A hung one costs its timeout.
+func TestLabDeadAndHungSentinel(t *testing.T) {
+	t.Parallel()
+	g := startGroup(t, lab.SentinelOptions{})
+	p := labProber(t, g.Config("dc1"))
+	waitFor(t, p, 10*time.Second, settled(2))
+	if err := g.KillSentinel(2); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 { // let the pools reach their steady state
+		p.Probe(context.Background())
+	}
+	goroutines := runtime.NumGoroutine()
+	for range 50 {
+		got := p.Probe(context.Background())
+		if got.Sentinels[2].Up || !got.Sentinels[0].Up {
+			t.Fatalf("sentinels %+v", got.Sentinels)
+		}
+	}
+	// Slack for the runtime's own goroutines and go-redis' one redial loop per dead pool.
+	if now := runtime.NumGoroutine(); now > goroutines+3 {
+		t.Errorf("goroutines grew from %d to %d over 50 probes with a dead Sentinel", goroutines, now)
+	}
+	for i, c := range p.sentinels {
+		if st := c.PoolStats(); st.TotalConns > 2 {
+			t.Errorf("sentinel %d holds %d connections", i, st.TotalConns)
+		}
+	}
+
+	// A hung Sentinel keeps its port open and never answers.
+	hung := g.Sentinels[1].Addr
+	if err := g.Pause(hung); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Resume(hung) })
+	start := time.Now()
+	got := p.Probe(context.Background())
+	if took := time.Since(start); took > 5*time.Second { // timeout 1 s, generous bound
+		t.Errorf("a probe with a hung Sentinel took %s", took)
+	}
+	if v := got.Sentinels[1]; v.Up || !strings.Contains(v.Error, "no answer within") {
+		t.Errorf("hung sentinel %+v", v)
+	}
+
+	// The scrape deadline bounds the whole probe, too.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	got = p.Probe(ctx)
+	if v := got.Sentinels[1]; v.Error != "no answer before the scrape deadline" {
+		t.Errorf("hung sentinel under the scrape deadline: %q", v.Error)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("a probe under a 200 ms deadline took %s", took)
+	}
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Errorf("deadline not reached: %v", ctx.Err())
+	}
+}

@@ -1,0 +1,304 @@
+// Package redis probes a Redis Sentinel group: what every configured Sentinel
+// says about the master, and the replication state of every data node the
+// Sentinels know. It only reads: it never sends a command that changes state
+// (no SENTINEL FAILOVER, no CONFIG SET).
+//
+// A Prober keeps one pooled client per Sentinel and per data node across
+// probes, so that a scrape costs one pipelined round trip per Sentinel and
+// one per node, all concurrent.
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	promconfig "github.com/prometheus/common/config"
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+// go-redis logs every failed dial to stderr on its own; a dead Sentinel would
+// flood the exporter's output. The failures reach the snapshot (and the
+// exporter's log) through the probe's results instead.
+func init() { redis.SetLogger(silent{}) }
+
+type silent struct{}
+
+func (silent) Printf(context.Context, string, ...any) {}
+
+// Prober probes one Sentinel group. It is safe for concurrent use.
+type Prober struct {
+	cfg     config.SentinelGroup
+	logger  *slog.Logger
+	timeout time.Duration
+	tls     *tls.Config
+	// sentinels[i] talks to cfg.Sentinels[i].
+	sentinels []*redis.Client
+
+	mu    sync.Mutex
+	nodes map[string]*redis.Client // by address, as the Sentinels name them
+}
+
+// New builds a Prober for one group. It does not connect: the first Probe does.
+func New(cfg config.SentinelGroup, logger *slog.Logger) (*Prober, error) {
+	if cfg.MasterName == "" {
+		cfg.MasterName = config.DefaultSentinelMaster
+	}
+	if cfg.Name == "" {
+		cfg.Name = cfg.MasterName
+	}
+	p := &Prober{
+		cfg:     cfg,
+		logger:  logger,
+		timeout: time.Duration(cfg.Timeout),
+		nodes:   map[string]*redis.Client{},
+	}
+	if p.timeout <= 0 {
+		p.timeout = config.DefaultRedisTimeout
+	}
+	if cfg.TLS != nil {
+		t, err := promconfig.NewTLSConfig(cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("redis group %s: %w", cfg.Name, err)
+		}
+		p.tls = t
+	}
+	for _, s := range cfg.Sentinels {
+		p.sentinels = append(p.sentinels, p.client(s.Address, cfg.SentinelAuth))
+	}
+	return p, nil
+}
+
+// client returns a client for one server: a small pool, no retries (a dead
+// server costs its timeout once) and deadlines taken from the context.
+func (p *Prober) client(addr string, cred config.Credentials) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:                     addr,
+		Username:                 cred.Username,
+		Password:                 string(cred.Password),
+		TLSConfig:                p.tls,
+		Protocol:                 2, // what every Redis and Sentinel since 2.8 speaks
+		DialTimeout:              p.timeout,
+		ReadTimeout:              p.timeout,
+		WriteTimeout:             p.timeout,
+		ContextTimeoutEnabled:    true,
+		MaxRetries:               -1,
+		DialerRetries:            1,
+		PoolSize:                 2,
+		MaxIdleConns:             2,
+		PipelinePoolSize:         -1, // pipelines share the one small pool
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+}
+
+// Close releases every pooled connection.
+func (p *Prober) Close() error {
+	var errs []error
+	for _, c := range p.sentinels {
+		errs = append(errs, c.Close())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, c := range p.nodes {
+		errs = append(errs, c.Close())
+		delete(p.nodes, addr)
+	}
+	return errors.Join(errs...)
+}
+
+// Probe asks every Sentinel about the master, then every data node they
+// name about its replication, each under the group's timeout and ctx. A
+// Sentinel or node that fails is recorded as down; Probe itself never fails.
+func (p *Prober) Probe(ctx context.Context) topology.SentinelGroup {
+	g := topology.SentinelGroup{
+		Name:       p.cfg.Name,
+		MasterName: p.cfg.MasterName,
+		Site:       p.cfg.Site,
+		Sentinels:  make([]topology.SentinelView, len(p.sentinels)),
+	}
+	known := make([][]knownNode, len(p.sentinels))
+	var wg sync.WaitGroup
+	for i, c := range p.sentinels {
+		wg.Go(func() {
+			g.Sentinels[i], known[i] = p.askSentinel(ctx, c, p.cfg.Sentinels[i])
+		})
+	}
+	wg.Wait()
+
+	for _, v := range g.Sentinels {
+		if v.Up {
+			g.Quorum = max(g.Quorum, v.Quorum)
+		}
+	}
+	g.Nodes = p.probeNodes(ctx, mergeKnown(known))
+	return g
+}
+
+// askSentinel sends the five read-only questions in one pipeline.
+func (p *Prober) askSentinel(ctx context.Context, c *redis.Client, s config.Sentinel) (topology.SentinelView, []knownNode) {
+	v := topology.SentinelView{Address: s.Address, Site: s.Site}
+	if v.Site == "" {
+		v.Site = p.cfg.Site
+	}
+	scrape := ctx
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+
+	name := p.cfg.MasterName
+	master := redis.NewMapStringStringCmd(ctx, "sentinel", "master", name)
+	replicas := redis.NewMapStringStringSliceCmd(ctx, "sentinel", "replicas", name)
+	sentinels := redis.NewMapStringStringSliceCmd(ctx, "sentinel", "sentinels", name)
+	ckquorum := redis.NewStringCmd(ctx, "sentinel", "ckquorum", name)
+	info := redis.NewStringCmd(ctx, "info", "sentinel")
+	cmds := []redis.Cmder{master, replicas, sentinels, ckquorum, info}
+	_, err := c.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, cmd := range cmds {
+			_ = pipe.Process(ctx, cmd)
+		}
+		return nil
+	})
+	// An error no command carries failed the connection itself (dial, AUTH).
+	if err != nil && !slices.ContainsFunc(cmds, func(cmd redis.Cmder) bool { return cmd.Err() == err }) {
+		v.Error = describe(scrape, err, p.timeout)
+		return v, nil
+	}
+
+	// Any failure but CKQUORUM's own verdict means this Sentinel cannot
+	// tell us about the master (unreachable, or not monitoring that name).
+	for _, cmd := range []redis.Cmder{master, replicas, sentinels, info} {
+		if err := cmd.Err(); err != nil {
+			v.Error = describe(scrape, err, p.timeout)
+			return v, nil
+		}
+	}
+	if err := ckquorum.Err(); err != nil && !isReply(err) {
+		v.Error = describe(scrape, err, p.timeout)
+		return v, nil
+	}
+
+	v.Up = true
+	decodeMaster(master.Val(), &v)
+	v.KnownSentinels = len(sentinels.Val()) + 1 // the others, and itself
+	v.CKQuorumOK, v.CKQuorum = decodeCKQuorum(ckquorum.Val(), ckquorum.Err())
+	v.TILT = parseInfo(info.Val())["sentinel_tilt"] == "1"
+
+	nodes := []knownNode{{addr: v.MasterAddress, role: roleMaster}}
+	for _, r := range replicas.Val() {
+		if n, ok := decodeReplica(r); ok {
+			nodes = append(nodes, n)
+		}
+	}
+	return v, nodes
+}
+
+// isReply reports whether err is an error reply from the server, as
+// opposed to a network or timeout error.
+func isReply(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// describe words an error for the snapshot; a timeout says which limit was
+// hit, the target's own timeout or the scrape's deadline (scrape).
+func describe(scrape context.Context, err error, timeout time.Duration) string {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		if scrape.Err() != nil {
+			return "no answer before the scrape deadline"
+		}
+		return fmt.Sprintf("no answer within %s", timeout)
+	}
+	return err.Error()
+}
+
+// probeNodes asks every known data node for INFO replication, concurrently,
+// and works out each replica's lag from its master's offset.
+func (p *Prober) probeNodes(ctx context.Context, known []knownNode) []topology.RedisNode {
+	clients := p.nodeClients(known)
+	nodes := make([]topology.RedisNode, len(known))
+	var wg sync.WaitGroup
+	for i, k := range known {
+		wg.Go(func() {
+			nodes[i] = p.askNode(ctx, clients[i], k)
+		})
+	}
+	wg.Wait()
+
+	offsets := map[string]int64{}
+	for _, n := range nodes {
+		if n.Up && n.Role == roleMaster {
+			offsets[n.Address] = n.ReplOffset
+		}
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		if master, ok := offsets[n.MasterAddress]; ok && n.Up && n.Role == roleReplica {
+			n.LagBytes, n.HasLag = max(master-n.ReplOffset, 0), true
+		}
+	}
+	return nodes
+}
+
+// nodeClients returns the pooled client of every known node, creating the
+// missing ones. When the Sentinels named any node, clients of nodes they no
+// longer name are closed, so that the pool follows the group.
+func (p *Prober) nodeClients(known []knownNode) []*redis.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clients := make([]*redis.Client, len(known))
+	for i, k := range known {
+		c, ok := p.nodes[k.addr]
+		if !ok {
+			c = p.client(k.addr, p.cfg.Auth)
+			p.nodes[k.addr] = c
+		}
+		clients[i] = c
+	}
+	if len(known) == 0 {
+		return clients
+	}
+	for addr, c := range p.nodes {
+		if !slices.ContainsFunc(known, func(k knownNode) bool { return k.addr == addr }) {
+			_ = c.Close()
+			delete(p.nodes, addr)
+		}
+	}
+	return clients
+}
+
+func (p *Prober) askNode(ctx context.Context, c *redis.Client, k knownNode) topology.RedisNode {
+	n := topology.RedisNode{
+		Address:         k.addr,
+		Site:            p.cfg.Site,
+		Role:            k.role,
+		MasterLinkUp:    k.linkUp,
+		ReplicaPriority: k.priority,
+		MasterAddress:   k.master,
+	}
+	if site, ok := p.cfg.NodeSites[k.addr]; ok {
+		n.Site = site
+	}
+	scrape := ctx
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	info, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		n.Error = describe(scrape, err, p.timeout)
+		n.MasterLinkUp = false // not known to be up, and unusable either way
+		return n
+	}
+	n.Up = true
+	decodeReplication(parseInfo(info), &n)
+	return n
+}
