@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,17 +127,9 @@ func (c *Client) Probe(ctx context.Context) topology.Gateway {
 		Adapter:  c.cfg.Adapter,
 	}
 	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		pollErr error
-		errs    []error
-		devices = map[string]int{}
+		wg               sync.WaitGroup
+		pollErr, authErr error
 	)
-	fail := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
 	wg.Go(func() {
 		p, err := c.poll(ctx)
 		if err != nil {
@@ -146,43 +139,65 @@ func (c *Client) Probe(ctx context.Context) topology.Gateway {
 		g.Up, g.Hostname = true, p.Hostname
 	})
 	if c.cfg.Username != "" {
-		wg.Go(func() {
-			s, err := c.status(ctx)
-			if err != nil {
-				fail(fmt.Errorf("status: %w", err))
-				return
-			}
-			g.Version, g.AnsibleVersion = s.Version, s.AnsibleVersion
-		})
-		for _, inv := range append([]string{TopLevel}, Inventories...) {
-			wg.Go(func() {
-				n, found, err := c.countDevices(ctx, inventoryPath(inv))
-				switch {
-				case err != nil:
-					fail(fmt.Errorf("inventory %s: %w", inv, err))
-				case found:
-					mu.Lock()
-					devices[inv] = n
-					mu.Unlock()
-				}
-			})
-		}
+		wg.Go(func() { authErr = c.probeAuthenticated(ctx, &g) })
 	}
 	wg.Wait()
 
-	if len(devices) > 0 {
-		g.Devices = devices
-	}
 	// When the gateway is down, the other failures only repeat why.
 	err := pollErr
 	if err == nil {
-		err = errors.Join(errs...)
+		err = authErr
 	}
 	if err != nil {
 		g.Error = err.Error()
 		c.logger.Debug("gateway probe failed", "up", g.Up, "err", err)
 	}
 	return g
+}
+
+// probeAuthenticated fills in the versions and device counts of g. It logs
+// in first, once, so that a wrong password costs one refused login per
+// probe, not one per request.
+func (c *Client) probeAuthenticated(ctx context.Context, g *topology.Gateway) error {
+	if _, err := c.session(ctx); err != nil {
+		return err
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		errs    []error
+		devices = map[string]int{}
+	)
+	wg.Go(func() {
+		s, err := c.status(ctx)
+		if err != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("status: %w", err))
+			mu.Unlock()
+			return
+		}
+		g.Version, g.AnsibleVersion = s.Version, s.AnsibleVersion
+	})
+	for _, inv := range append([]string{TopLevel}, Inventories...) {
+		wg.Go(func() {
+			n, found, err := c.countDevices(ctx, inventoryPath(inv))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("inventory %s: %w", inv, err))
+			case found:
+				devices[inv] = n
+			}
+		})
+	}
+	wg.Wait()
+	if len(devices) > 0 {
+		g.Devices = devices
+	}
+	// Sorted, so that the same failures read the same in every scrape.
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
 }
 
 func inventoryPath(inv string) string {

@@ -144,6 +144,8 @@ func TestProbeFaults(t *testing.T) {
 		version   string
 		devices   map[string]int
 		wantError string
+		// loginRequests, when set, is how many logins the probe may try.
+		loginRequests int
 	}{
 		{name: "down", fault: iagsim.Down, wantError: "connection refused"},
 		{name: "hung", fault: iagsim.Hung, wantError: "context deadline exceeded"},
@@ -163,7 +165,7 @@ func TestProbeFaults(t *testing.T) {
 		},
 		{
 			name: "wrong password", password: "not-the-password",
-			up: true, wantError: "login: HTTP 401: Invalid username or password",
+			up: true, wantError: "login: HTTP 401: Invalid username or password", loginRequests: 1,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,7 +175,7 @@ func TestProbeFaults(t *testing.T) {
 			}
 			cfg := gatewayConfig(sim, timeout)
 			if tc.password != "" {
-				cfg.Password = "not-the-password"
+				cfg.Password = promconfig.Secret(tc.password)
 			}
 			c := newClient(t, cfg)
 
@@ -192,6 +194,9 @@ func TestProbeFaults(t *testing.T) {
 			}
 			if strings.Contains(g.Error, string(cfg.Password)) {
 				t.Errorf("error %q shows the password", g.Error)
+			}
+			if n := sim.Stats().Requests[iagsim.RouteLogin]; tc.loginRequests > 0 && n != tc.loginRequests {
+				t.Errorf("%d login requests, want %d", n, tc.loginRequests)
 			}
 			if g.Capacity != config.DefaultGatewayCapacity || g.Name != "iag-dc1" || g.Site != "dc1" {
 				t.Errorf("identity lost on failure: %+v", g)
