@@ -90,7 +90,7 @@ func clientOptions(cfg config.ReplicaSet, timeout time.Duration) (func() *option
 			SetConnectTimeout(timeout).
 			SetServerSelectionTimeout(timeout)
 		if cfg.Username != "" {
-			o.SetAuth(options.Credential{Username: cfg.Username, Password: string(cfg.Password), AuthSource: cfg.AuthSource})
+			o.SetAuth(options.Credential{Username: cfg.Username, Password: string(cfg.Password), AuthSource: authSource(cfg, o)})
 		}
 		if tlsConfig != nil {
 			o.SetTLSConfig(tlsConfig.Clone())
@@ -98,6 +98,20 @@ func clientOptions(cfg config.ReplicaSet, timeout time.Duration) (func() *option
 		return o
 	}
 	return build, build().Validate()
+}
+
+// authSource is the configured auth_source, else the URI's authSource,
+// else admin. The driver needs it spelled out: it asks the server for the
+// user's mechanisms as "<authSource>.<user>".
+func authSource(cfg config.ReplicaSet, fromURI *options.ClientOptions) string {
+	switch {
+	case cfg.AuthSource != "":
+		return cfg.AuthSource
+	case fromURI.Auth != nil && fromURI.Auth.AuthSource != "":
+		return fromURI.Auth.AuthSource
+	default:
+		return config.DefaultMongoAuthSource
+	}
 }
 
 // Name is the replica set's name as configured.
