@@ -224,9 +224,10 @@ func (c *Client) status(ctx context.Context) (statusAnswer, error) {
 }
 
 // countDevices counts the devices of one inventory with the cheapest
-// request that yields the total: one device with meta.total_count; failing
-// that, a first page shorter than asked is the whole list; failing that,
-// page through it. found is false when the gateway has no such inventory.
+// request that yields the total: a page of one device, whose
+// meta.total_count is the answer. Without total_count, an empty first page
+// means none; otherwise it pages through the list. found is false when the
+// gateway has no such inventory (404).
 func (c *Client) countDevices(ctx context.Context, path string) (n int, found bool, err error) {
 	page := func(offset, limit int) (devicePage, error) {
 		b, err := c.authed(ctx, path+"?offset="+strconv.Itoa(offset)+"&limit="+strconv.Itoa(limit))
