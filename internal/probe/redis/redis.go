@@ -36,7 +36,8 @@ type silent struct{}
 
 func (silent) Printf(context.Context, string, ...any) {}
 
-// Prober probes one Sentinel group. It is safe for concurrent use.
+// Prober probes one Sentinel group. It is safe for concurrent use; probes
+// of one group run one at a time, each bounded by the group's timeout.
 type Prober struct {
 	cfg     config.SentinelGroup
 	logger  *slog.Logger
@@ -45,6 +46,8 @@ type Prober struct {
 	// sentinels[i] talks to cfg.Sentinels[i].
 	sentinels []*redis.Client
 
+	// mu serialises probes, so that a client is never closed while
+	// another probe uses it, and guards nodes.
 	mu    sync.Mutex
 	nodes map[string]*redis.Client // by address, as the Sentinels name them
 }
@@ -102,14 +105,14 @@ func (p *Prober) client(addr string, cred config.Credentials) *redis.Client {
 	})
 }
 
-// Close releases every pooled connection.
+// Close releases every pooled connection, after a probe in flight ends.
 func (p *Prober) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var errs []error
 	for _, c := range p.sentinels {
 		errs = append(errs, c.Close())
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for addr, c := range p.nodes {
 		errs = append(errs, c.Close())
 		delete(p.nodes, addr)
@@ -121,6 +124,8 @@ func (p *Prober) Close() error {
 // name about its replication, each under the group's timeout and ctx. A
 // Sentinel or node that fails is recorded as down; Probe itself never fails.
 func (p *Prober) Probe(ctx context.Context) topology.SentinelGroup {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	g := topology.SentinelGroup{
 		Name:       p.cfg.Name,
 		MasterName: p.cfg.MasterName,
@@ -214,7 +219,9 @@ func isReply(err error) bool {
 func describe(scrape context.Context, err error, timeout time.Duration) string {
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		if scrape.Err() != nil {
+		// The socket deadline can fire a moment before the context's own
+		// timer, so compare deadlines rather than ask scrape.Err.
+		if d, ok := scrape.Deadline(); ok && !time.Now().Before(d) {
 			return "no answer before the scrape deadline"
 		}
 		return fmt.Sprintf("no answer within %s", timeout)
@@ -252,10 +259,9 @@ func (p *Prober) probeNodes(ctx context.Context, known []knownNode) []topology.R
 
 // nodeClients returns the pooled client of every known node, creating the
 // missing ones. When the Sentinels named any node, clients of nodes they no
-// longer name are closed, so that the pool follows the group.
+// longer name are closed, so that the pool follows the group. Called with
+// p.mu held.
 func (p *Prober) nodeClients(known []knownNode) []*redis.Client {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	clients := make([]*redis.Client, len(known))
 	for i, k := range known {
 		c, ok := p.nodes[k.addr]
