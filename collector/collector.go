@@ -147,3 +147,11 @@ func closeAll(cs map[string]Collector) {
 		}
 	}
 }
+
+// boolValue turns a fact into a gauge value.
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,73 @@
+package collector
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+func init() {
+	registerCollector("topology", true, newTopologyCollector)
+}
+
+// topologyCollector reports the HA model's verdict over the snapshot the
+// other collectors filled in the same scrape, so the numbers agree with each
+// other. It probes nothing itself.
+type topologyCollector struct {
+	tolerated, siteSurvivable, devicesWithoutGateway *prometheus.Desc
+	archInfo, archDegraded, splitBrain               *prometheus.Desc
+}
+
+func newTopologyCollector(*config.Config, *slog.Logger) (Collector, error) {
+	fq := func(name string) string { return prometheus.BuildFQName(Namespace, "", name) }
+	return &topologyCollector{
+		tolerated: prometheus.NewDesc(fq("component_failures_tolerated"),
+			"How many more member failures this component instance survives, by the HA model.",
+			[]string{"component", "name"}, nil),
+		siteSurvivable: prometheus.NewDesc(fq("site_loss_survivable"),
+			"1 if losing every member in this site would leave an IAP server able to work tasks with all it depends on.",
+			[]string{"site"}, nil),
+		devicesWithoutGateway: prometheus.NewDesc(fq("site_loss_devices_without_gateway"),
+			"Devices whose Automation Gateway stands in this site and would be lost with it.",
+			[]string{"site"}, nil),
+		archInfo: prometheus.NewDesc(fq("architecture_info"),
+			"The architecture class observed from the live topology and the one the configuration declares.",
+			[]string{"observed", "expected"}, nil),
+		archDegraded: prometheus.NewDesc(fq("architecture_degraded"),
+			"1 if the observed architecture class is below the declared one.",
+			nil, nil),
+		splitBrain: prometheus.NewDesc(fq("split_brain"),
+			"1 when the HA model sees two heads in this component instance.",
+			[]string{"component", "name"}, nil),
+	}, nil
+}
+
+func (c *topologyCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.tolerated, c.siteSurvivable, c.devicesWithoutGateway, c.archInfo, c.archDegraded, c.splitBrain} {
+		ch <- d
+	}
+}
+
+func (c *topologyCollector) Probe(context.Context) (topology.Part, error) { return nil, nil }
+
+func (c *topologyCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
+	v := s.Verdict
+	for _, cv := range v.Components {
+		ch <- prometheus.MustNewConstMetric(c.tolerated, prometheus.GaugeValue, float64(cv.FailuresTolerated), cv.Component, cv.Name)
+	}
+	for _, sv := range v.Sites {
+		ch <- prometheus.MustNewConstMetric(c.siteSurvivable, prometheus.GaugeValue, boolValue(sv.Survivable), sv.Site)
+		if len(s.Snapshot.Gateways) > 0 {
+			ch <- prometheus.MustNewConstMetric(c.devicesWithoutGateway, prometheus.GaugeValue, float64(sv.DevicesWithoutGateway), sv.Site)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.archInfo, prometheus.GaugeValue, 1, v.Architecture.Observed, v.Architecture.Expected)
+	ch <- prometheus.MustNewConstMetric(c.archDegraded, prometheus.GaugeValue, boolValue(v.Architecture.Degraded()))
+	for _, sb := range v.SplitBrain {
+		ch <- prometheus.MustNewConstMetric(c.splitBrain, prometheus.GaugeValue, boolValue(sb.Active), sb.Component, sb.Name)
+	}
+}

@@ -1,0 +1,68 @@
+package collector
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/promslog"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+func TestTopologyCollector(t *testing.T) {
+	cfg := &config.Config{Architecture: config.ArchHA3, Sites: []config.Site{{Name: "dc1"}, {Name: "dc2"}},
+		MongoDB: []config.ReplicaSet{{Name: "rs0"}}}
+	snap := &topology.Snapshot{
+		IAP: []topology.IAPServer{
+			{Name: "a", Site: "dc1", DeclaredRole: "active", Up: true, TaskWorker: topology.True},
+			{Name: "b", Site: "dc2", DeclaredRole: "standby", Up: true, TaskWorker: topology.True},
+		},
+		MongoDB: []topology.ReplicaSet{{Name: "rs0", Up: true, Primaries: 1, Members: []topology.MongoMember{
+			{Name: "m1:27017", Site: "dc1", State: topology.MongoPrimary, Healthy: true, Votes: 1, Priority: 1},
+		}}},
+		Gateways: []topology.Gateway{{Name: "g", Site: "dc2", Up: true, Devices: map[string]int{"devices": 42}}},
+	}
+	// Losing dc1 takes MongoDB's only member; losing dc2 leaves server a.
+	scrape := &Scrape{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
+	c, err := newTopologyCollector(cfg, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newScraperWith(cfg, promslog.NewNopLogger(), map[string]Collector{"topology": c})
+	want := `
+# HELP iap_ha_architecture_degraded 1 if the observed architecture class is below the declared one.
+# TYPE iap_ha_architecture_degraded gauge
+iap_ha_architecture_degraded 1
+# HELP iap_ha_architecture_info The architecture class observed from the live topology and the one the configuration declares.
+# TYPE iap_ha_architecture_info gauge
+iap_ha_architecture_info{expected="HA-3",observed="HA-0"} 1
+# HELP iap_ha_component_failures_tolerated How many more member failures this component instance survives, by the HA model.
+# TYPE iap_ha_component_failures_tolerated gauge
+iap_ha_component_failures_tolerated{component="gateway",name="g"} 0
+iap_ha_component_failures_tolerated{component="iap",name="servers"} 1
+iap_ha_component_failures_tolerated{component="mongodb",name="rs0"} 0
+# HELP iap_ha_site_loss_devices_without_gateway Devices whose Automation Gateway stands in this site and would be lost with it.
+# TYPE iap_ha_site_loss_devices_without_gateway gauge
+iap_ha_site_loss_devices_without_gateway{site="dc1"} 0
+iap_ha_site_loss_devices_without_gateway{site="dc2"} 42
+# HELP iap_ha_site_loss_survivable 1 if losing every member in this site would leave an IAP server able to work tasks with all it depends on.
+# TYPE iap_ha_site_loss_survivable gauge
+iap_ha_site_loss_survivable{site="dc1"} 0
+iap_ha_site_loss_survivable{site="dc2"} 1
+# HELP iap_ha_split_brain 1 when the HA model sees two heads in this component instance.
+# TYPE iap_ha_split_brain gauge
+iap_ha_split_brain{component="iap",name="servers"} 1
+iap_ha_split_brain{component="mongodb",name="rs0"} 0
+`
+	scrape.Results = map[string]Result{"topology": {}}
+	if err := testutil.CollectAndCompare(s.Metrics(scrape), strings.NewReader(want),
+		"iap_ha_architecture_degraded", "iap_ha_architecture_info", "iap_ha_component_failures_tolerated",
+		"iap_ha_site_loss_devices_without_gateway", "iap_ha_site_loss_survivable", "iap_ha_split_brain"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(s.Metrics(scrape)); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
