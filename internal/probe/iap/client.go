@@ -1,0 +1,245 @@
+package iap
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	promconfig "github.com/prometheus/common/config"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
+)
+
+// maxBody bounds what is read of any answer.
+const maxBody = 16 << 20
+
+const userAgent = "iap_ha_exporter"
+
+// statusError is an answer other than 200.
+type statusError struct {
+	Method, Path string
+	Code         int
+	Message      string // IAP's {"message": …}, if any
+}
+
+func (e *statusError) Error() string {
+	s := fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Code, http.StatusText(e.Code))
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+func hasStatus(err error, code int) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.Code == code
+}
+
+// server is one configured IAP server and its pooled connections.
+type server struct {
+	cfg     config.IAPServer
+	base    *url.URL
+	client  *http.Client
+	timeout time.Duration
+	session *session // nil without credentials
+}
+
+// newHTTPClient keeps a few idle connections per server so that scrapes
+// reuse them; deadlines come from each request's context.
+func newHTTPClient(tlsCfg promconfig.TLSConfig) (*http.Client, error) {
+	tc, err := promconfig.NewTLSConfig(&tlsCfg)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:     tc,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		// IAP does not redirect its API; a redirect is a misconfigured URL.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, nil
+}
+
+// do sends one request and returns the body of a 200 answer; any other
+// status is a *statusError.
+func (s *server) do(ctx context.Context, method, path string, body io.Reader, header http.Header) ([]byte, *http.Response, error) {
+	u := *s.base
+	p, query, _ := strings.Cut(path, "?")
+	u.Path = strings.TrimSuffix(u.Path, "/") + p
+	u.RawQuery = query
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: reading the answer: %w", method, p, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return b, resp, &statusError{Method: method, Path: p, Code: resp.StatusCode, Message: decodeMessage(b)}
+	}
+	return b, resp, nil
+}
+
+// call sends an authenticated request. A 401 means the session ended
+// (expiry, revocation, a Redis restart): log in again once and retry.
+func (s *server) call(ctx context.Context, method, path string) ([]byte, error) {
+	cred, err := s.session.get(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	b, _, err := s.do(ctx, method, path, nil, cred.header())
+	if !hasStatus(err, http.StatusUnauthorized) {
+		return b, err
+	}
+	s.session.drop(ctx, cred)
+	if cred, err = s.session.get(ctx, s); err != nil {
+		return nil, err
+	}
+	b, _, err = s.do(ctx, method, path, nil, cred.header())
+	return b, err
+}
+
+// credential is a token and how it is sent.
+type credential struct {
+	token  string
+	cookie string // cookie name for a /login token; empty for an OAuth bearer token
+}
+
+func (c credential) header() http.Header {
+	if c.cookie == "" {
+		return http.Header{"Authorization": {"Bearer " + c.token}}
+	}
+	return http.Header{"Cookie": {(&http.Cookie{Name: c.cookie, Value: c.token}).String()}}
+}
+
+// session is one login shared by the servers of a cluster (servers sharing
+// a Redis accept each other's tokens), reused across scrapes until a 401.
+type session struct {
+	auth config.IAPAuth
+	// lock is a mutex that honours contexts: one login at a time, and the
+	// others wait for its token instead of logging in too.
+	lock chan struct{}
+	cred credential
+	// A refused login is not retried before loginRetryDelay: bad credentials
+	// must not turn every call of every scrape into a login attempt (and an
+	// account lockout).
+	failedAt time.Time
+	failure  error
+}
+
+const loginRetryDelay = 5 * time.Second
+
+func newSession(auth config.IAPAuth) *session {
+	return &session{auth: auth, lock: make(chan struct{}, 1)}
+}
+
+func (ss *session) acquire(ctx context.Context) error {
+	select {
+	case ss.lock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (ss *session) release() { <-ss.lock }
+
+// get returns the session's token, logging in through s if there is none.
+func (ss *session) get(ctx context.Context, s *server) (credential, error) {
+	if err := ss.acquire(ctx); err != nil {
+		return credential{}, err
+	}
+	defer ss.release()
+	if ss.cred.token != "" {
+		return ss.cred, nil
+	}
+	if ss.failure != nil && time.Since(ss.failedAt) < loginRetryDelay {
+		return credential{}, ss.failure
+	}
+	cred, err := s.login(ctx, ss.auth)
+	if err != nil {
+		var refused *statusError
+		if errors.As(err, &refused) {
+			ss.failedAt, ss.failure = time.Now(), err
+		}
+		return credential{}, err
+	}
+	ss.cred, ss.failure = cred, nil
+	return cred, nil
+}
+
+// drop forgets a token the server refused, unless another call already
+// replaced it.
+func (ss *session) drop(ctx context.Context, cred credential) {
+	if ss.acquire(ctx) != nil {
+		return
+	}
+	defer ss.release()
+	if ss.cred == cred {
+		ss.cred = credential{}
+	}
+}
+
+// login asks s for a token: POST /login for a user, POST /oauth/token for
+// OAuth client credentials. Errors never carry the secret.
+func (s *server) login(ctx context.Context, auth config.IAPAuth) (credential, error) {
+	if auth.ClientID != "" {
+		form := url.Values{
+			"grant_type":    {"client_credentials"},
+			"client_id":     {auth.ClientID},
+			"client_secret": {string(auth.ClientSecret)},
+		}
+		b, _, err := s.do(ctx, http.MethodPost, "/oauth/token", strings.NewReader(form.Encode()),
+			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
+		if err != nil {
+			return credential{}, fmt.Errorf("OAuth login as client %s: %w", auth.ClientID, err)
+		}
+		tok, err := decodeOAuthToken(b)
+		return credential{token: tok}, err
+	}
+
+	body, err := json.Marshal(map[string]any{"user": map[string]string{"username": auth.Username, "password": string(auth.Password)}})
+	if err != nil {
+		return credential{}, err
+	}
+	b, resp, err := s.do(ctx, http.MethodPost, "/login", bytes.NewReader(body), http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		return credential{}, fmt.Errorf("login as %s: %w", auth.Username, err)
+	}
+	cookie := auth.CookieName
+	if cookie == "" {
+		cookie = config.DefaultIAPCookieName
+	}
+	tok, err := decodeLoginToken(b)
+	if err != nil {
+		// Some releases answer with the cookie alone.
+		for _, c := range resp.Cookies() {
+			if c.Name == cookie && c.Value != "" {
+				return credential{token: c.Value, cookie: cookie}, nil
+			}
+		}
+		return credential{}, fmt.Errorf("login as %s: %w", auth.Username, err)
+	}
+	return credential{token: tok, cookie: cookie}, nil
+}

@@ -1,0 +1,331 @@
+// Package iap probes Itential Automation Platform servers over their REST
+// API: health, versions, applications, adapters and the task and job
+// workers that tell an active server from a standby. It knows nothing of
+// Prometheus; the IAP collector and the remediation receiver both use it.
+package iap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+// pageSize is IAP's default list limit, asked for explicitly.
+const pageSize = 25
+
+// maxPages stops paging through a list that never ends.
+const maxPages = 400
+
+// Prober probes the configured IAP servers. It keeps one connection pool
+// per server and one login per cluster across calls; it is safe for
+// concurrent use. Close releases the connections.
+type Prober struct {
+	logger        *slog.Logger
+	healthTimeout time.Duration
+	servers       []*server
+}
+
+// New builds a Prober for the iap section of the configuration. Servers
+// without their own Auth, TLS or Timeout take the section's.
+func New(cfg config.IAP, logger *slog.Logger) (*Prober, error) {
+	p := &Prober{logger: logger, healthTimeout: orDefault(cfg.HealthTimeout, config.DefaultHealthTimeout)}
+	sessions := map[string]*session{}
+	for _, sc := range cfg.Servers {
+		base, err := url.Parse(sc.URL)
+		if err != nil {
+			return nil, fmt.Errorf("iap server %s: %w", sc.Name, err)
+		}
+		tlsCfg := cfg.TLS
+		if sc.TLS != nil {
+			tlsCfg = *sc.TLS
+		}
+		client, err := newHTTPClient(tlsCfg)
+		if err != nil {
+			return nil, fmt.Errorf("iap server %s: %w", sc.Name, err)
+		}
+		s := &server{
+			cfg:     sc,
+			base:    base,
+			client:  client,
+			timeout: orDefault(sc.Timeout, orDefault(cfg.Timeout, config.DefaultIAPTimeout)),
+		}
+		auth := cfg.Auth
+		if sc.Auth != nil {
+			auth = *sc.Auth
+		}
+		if auth.Enabled() {
+			// Servers of one cluster share a token; a different account
+			// (a server's own auth) gets its own session.
+			key := sc.Cluster + "\x00" + auth.Username + "\x00" + auth.ClientID
+			if sessions[key] == nil {
+				sessions[key] = newSession(auth)
+			}
+			s.session = sessions[key]
+		}
+		p.servers = append(p.servers, s)
+	}
+	return p, nil
+}
+
+func orDefault[D ~int64](d D, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+// Close releases the pooled connections.
+func (p *Prober) Close() error {
+	for _, s := range p.servers {
+		s.client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Probe asks every server for its state, concurrently and within ctx. A
+// server that fails is reported down (or with its API facts unknown), never
+// as an error of the whole probe. The result follows the configured order.
+func (p *Prober) Probe(ctx context.Context) topology.IAPServers {
+	out := make(topology.IAPServers, len(p.servers))
+	var wg sync.WaitGroup
+	for i, s := range p.servers {
+		wg.Go(func() { out[i] = p.probe(ctx, s) })
+	}
+	wg.Wait()
+	return out
+}
+
+// ProbeServer probes one server by its configured name.
+func (p *Prober) ProbeServer(ctx context.Context, name string) (topology.IAPServer, error) {
+	s, err := p.server(name)
+	if err != nil {
+		return topology.IAPServer{}, err
+	}
+	return p.probe(ctx, s), nil
+}
+
+func (p *Prober) server(name string) (*server, error) {
+	for _, s := range p.servers {
+		if s.cfg.Name == name {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("no IAP server named %q is configured", name)
+}
+
+func (p *Prober) probe(ctx context.Context, s *server) topology.IAPServer {
+	out := topology.IAPServer{
+		Name:         s.cfg.Name,
+		URL:          s.cfg.URL,
+		Site:         s.cfg.Site,
+		DeclaredRole: s.cfg.Role,
+		Redis:        s.cfg.Redis,
+		RabbitMQ:     s.cfg.RabbitMQ,
+	}
+	if out.DeclaredRole == "" {
+		out.DeclaredRole = config.RoleActive
+	}
+	if out.Redis == "" {
+		out.Redis = out.Site
+	}
+	if out.RabbitMQ == "" {
+		out.RabbitMQ = out.Site
+	}
+
+	answered := p.health(ctx, s, &out)
+	// IAP lists every dependency it uses: a release without RabbitMQ
+	// (2023.2 on) does not depend on a cluster even if its site has one.
+	if out.Services != nil && !hasService(out.Services, "rabbitmq") {
+		out.RabbitMQ = ""
+	}
+	if !answered || s.session == nil {
+		return out
+	}
+	if err := p.details(ctx, s, &out); err != nil {
+		out.APIUp = topology.False
+		if out.Error != "" {
+			out.Error += "; "
+		}
+		out.Error += err.Error()
+		p.logger.Debug("IAP API call failed", "server", s.cfg.Name, "err", err)
+	} else {
+		out.APIUp = topology.True
+	}
+	return out
+}
+
+func hasService(svcs []topology.IAPService, name string) bool {
+	for _, s := range svcs {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// health asks /health/status (no auth, short timeout) and reports whether
+// the server answered at all: a server that answers 503 is not up, but its
+// workers may still run and are worth asking about.
+func (p *Prober) health(ctx context.Context, s *server, out *topology.IAPServer) (answered bool) {
+	ctx, cancel := context.WithTimeout(ctx, p.healthTimeout)
+	defer cancel()
+	b, resp, err := s.do(ctx, http.MethodGet, "/health/status", nil, nil)
+	if resp == nil {
+		out.Error = err.Error()
+		return false
+	}
+	h, decodeErr := decodeHealthStatus(b)
+	if decodeErr == nil {
+		out.ServerID = h.ServerID
+		out.Services = h.services()
+		out.AppsHealthy = summary(h.Apps)
+		out.AdaptersHealthy = summary(h.Adapters)
+	}
+	switch {
+	case err != nil:
+		out.Error = err.Error()
+	case decodeErr != nil:
+		out.Error = decodeErr.Error()
+	default:
+		out.Up = true
+	}
+	return true
+}
+
+// details makes the authenticated calls concurrently under the server's
+// timeout, so that a hung server costs the timeout once. Each call fills its
+// own fields; a failed call leaves them unknown.
+func (p *Prober) details(ctx context.Context, s *server, out *topology.IAPServer) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+
+	var (
+		info              serverInfo
+		apps, adapters    []topology.IAPModule
+		work              workers
+		profileConfigured topology.Tristate
+		errs              = make([]error, 5)
+		wg                sync.WaitGroup
+	)
+	wg.Go(func() {
+		var b []byte
+		if b, errs[0] = s.call(ctx, http.MethodGet, "/health/server"); errs[0] == nil {
+			info, errs[0] = decodeServerInfo(b)
+		}
+	})
+	wg.Go(func() { apps, errs[1] = s.modules(ctx, "/health/applications", false) })
+	wg.Go(func() { adapters, errs[2] = s.modules(ctx, "/health/adapters", true) })
+	wg.Go(func() { work, errs[3] = s.workers(ctx) })
+	wg.Go(func() {
+		b, err := s.call(ctx, http.MethodGet, "/profiles")
+		switch {
+		case hasStatus(err, http.StatusNotFound): // Platform 6 has no profiles
+		case err != nil:
+			errs[4] = err
+		default:
+			profileConfigured, errs[4] = decodeProfiles(b)
+		}
+	})
+	wg.Wait()
+
+	out.Release = info.Release
+	if out.Release == "" { // Platform 6 reports its version only
+		out.Release = info.Version
+	}
+	out.Version = info.Version
+	out.Applications, out.Adapters = apps, adapters
+	out.TaskWorker, out.JobWorker = work.Task, work.Job
+	// The profile is the configured setting where a release has one;
+	// Platform 6 says it as the task worker's startupValue.
+	out.ConfiguredActive = profileConfigured
+	if out.ConfiguredActive == topology.Unknown {
+		out.ConfiguredActive = work.TaskAtStartup
+	}
+	var msgs []string
+	for _, err := range errs {
+		if err != nil {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	if len(msgs) > 0 {
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// workers reads the worker state: workers/status on 2023.1 and later, the
+// old /workflow_engine/active (task worker only) before.
+func (s *server) workers(ctx context.Context) (workers, error) {
+	b, err := s.call(ctx, http.MethodGet, "/workflow_engine/workers/status")
+	if err == nil {
+		return decodeWorkers(b)
+	}
+	if !hasStatus(err, http.StatusNotFound) {
+		return workers{}, err
+	}
+	if b, err = s.call(ctx, http.MethodGet, "/workflow_engine/active"); err != nil {
+		return workers{}, err
+	}
+	active, err := decodeActive(b)
+	return workers{Task: topology.TristateOf(active)}, err
+}
+
+// modules pages through an application or adapter list.
+func (s *server) modules(ctx context.Context, path string, adapters bool) ([]topology.IAPModule, error) {
+	all := []topology.IAPModule{}
+	for range maxPages {
+		b, err := s.call(ctx, http.MethodGet, fmt.Sprintf("%s?skip=%d&limit=%d", path, len(all), pageSize))
+		if err != nil {
+			return nil, err
+		}
+		page, err := decodeModulePage(b, adapters)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		all = append(all, page.Modules...)
+		// total is assumed, not documented: without it a short page ends the list.
+		if len(page.Modules) < pageSize || (page.Total >= 0 && len(all) >= page.Total) {
+			return all, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: more than %d pages", path, maxPages)
+}
+
+// Activate starts the named server's task and job workers (promotion of a
+// standby). Releases before 2023.1 have no job worker route.
+func (p *Prober) Activate(ctx context.Context, name string) error {
+	return p.setWorkers(ctx, name, "activate")
+}
+
+// Deactivate stops the named server's task and job workers (fencing).
+func (p *Prober) Deactivate(ctx context.Context, name string) error {
+	return p.setWorkers(ctx, name, "deactivate")
+}
+
+func (p *Prober) setWorkers(ctx context.Context, name, verb string) error {
+	s, err := p.server(name)
+	if err != nil {
+		return err
+	}
+	if s.session == nil {
+		return fmt.Errorf("iap server %s: worker routes need credentials, none configured", name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if _, err := s.call(ctx, http.MethodPost, "/workflow_engine/"+verb); err != nil {
+		return fmt.Errorf("iap server %s: %w", name, err)
+	}
+	if _, err := s.call(ctx, http.MethodPost, "/workflow_engine/jobWorker/"+verb); err != nil && !hasStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("iap server %s: %w", name, err)
+	}
+	return nil
+}
