@@ -1,6 +1,7 @@
 package mongodb
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -87,7 +88,7 @@ func decodeStatus(raw bson.Raw) (replSetStatus, error) {
 		return replSetStatus{}, fmt.Errorf("decoding replSetGetStatus: %w", err)
 	}
 	if len(s.Members) == 0 {
-		return replSetStatus{}, fmt.Errorf("replSetGetStatus lists no members")
+		return replSetStatus{}, errors.New("replSetGetStatus lists no members")
 	}
 	return s, nil
 }
@@ -98,7 +99,7 @@ func decodeConfig(raw bson.Raw) (replSetConfig, error) {
 		return replSetConfig{}, fmt.Errorf("decoding replSetGetConfig: %w", err)
 	}
 	if len(c.Config.Members) == 0 {
-		return replSetConfig{}, fmt.Errorf("replSetGetConfig lists no members")
+		return replSetConfig{}, errors.New("replSetGetConfig lists no members")
 	}
 	return c, nil
 }

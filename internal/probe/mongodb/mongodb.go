@@ -214,7 +214,11 @@ func (p *Prober) directClients(hosts []string) map[string]*mongo.Client {
 	}
 	for h, c := range p.direct {
 		if _, keep := out[h]; !keep {
-			go c.Disconnect(context.Background())
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+				defer cancel()
+				c.Disconnect(ctx)
+			}()
 			delete(p.direct, h)
 		}
 	}
