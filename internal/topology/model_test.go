@@ -101,7 +101,7 @@ func ha3() (*config.Config, *Snapshot) {
 // in dc3, a Sentinel group and a RabbitMQ cluster per data center.
 func ha6() (*config.Config, *Snapshot) {
 	cfg := &config.Config{Architecture: config.ArchHA6,
-		Sites: []config.Site{{Name: "dc1", Role: config.SiteActive}, {Name: "dc2", Role: config.SiteStandby}, {Name: "dc3", Role: config.SiteWitness}},
+		Sites:   []config.Site{{Name: "dc1", Role: config.SiteActive}, {Name: "dc2", Role: config.SiteStandby}, {Name: "dc3", Role: config.SiteWitness}},
 		MongoDB: []config.ReplicaSet{{Name: "rs0"}}}
 	return cfg, &Snapshot{
 		IAP: []IAPServer{
@@ -231,7 +231,7 @@ func TestEvaluate(t *testing.T) {
 				sites:      map[string]bool{"dc1": false, "dc2": true, "dc3": false},
 				siteReason: map[string]string{"dc1": "no IAP server outside dc1 can work tasks", "dc3": "mongodb rs0 would keep 2 of 5 votes without dc3 (needs 3)"},
 				observed:   config.ArchHA3, archReason: "iap servers can work tasks in only one site",
-				unknown:    []string{"redis dc2: no Sentinel answered", "rabbitmq dc2: no management API answered"},
+				unknown: []string{"redis dc2: no Sentinel answered", "rabbitmq dc2: no management API answered"},
 			},
 		},
 		{
@@ -353,7 +353,7 @@ func TestEvaluate(t *testing.T) {
 			want: want{
 				tolerated: map[string]int{"iap/servers": 3},
 				observed:  config.ArchHA0, archReason: "mongodb state unknown",
-				unknown:   []string{"site loss: the MongoDB replica sets were not probed"},
+				unknown: []string{"site loss: the MongoDB replica sets were not probed"},
 			},
 		},
 	}
