@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bufio"
 	"net"
 	"slices"
 	"strconv"
@@ -96,10 +95,9 @@ func mergeKnown(views [][]knownNode) []knownNode {
 // comments and blank lines are skipped.
 func parseInfo(info string) map[string]string {
 	out := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(info))
-	sc.Buffer(nil, len(info)+1)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	lines := strings.FieldsFunc(info, func(r rune) bool { return r == '\r' || r == '\n' })
+	for _, line := range lines {
+		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}
