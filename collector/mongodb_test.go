@@ -193,20 +193,29 @@ func TestMongoDBHungMemberBoundedByTimeout(t *testing.T) {
 	tests := []struct {
 		name      string
 		hang      int
+		warm      bool // scraped once before the member hangs
+		up        bool
 		primaries int
 	}{
-		{"secondary", 2, 1},
-		// The secondaries' view is read instead, and there the hung primary is down.
-		{"primary", 0, 0},
+		{"secondary", 2, false, true, 1},
+		// A fresh client never finds the primary: the secondaries' view is
+		// read, and there the hung primary is down.
+		{"primary", 0, false, true, 0},
+		// A client that knew the primary sends it the command and waits
+		// until the timeout, until its monitor gives the primary up.
+		{"known primary", 0, true, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := mongoSim(t, "pss")
+			const timeout = time.Second
+			s := mongoScraper(t, config.ReplicaSet{Name: "rs0", URI: sim.URI(), Timeout: model.Duration(timeout), DirectMembers: true})
+			if tt.warm {
+				s.Probe(context.Background())
+			}
 			if err := sim.SetFault(tt.hang, mongosim.Hang); err != nil {
 				t.Fatal(err)
 			}
-			const timeout = time.Second
-			s := mongoScraper(t, config.ReplicaSet{Name: "rs0", URI: sim.URI(), Timeout: model.Duration(timeout), DirectMembers: true})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			start := time.Now()
@@ -218,9 +227,15 @@ func TestMongoDBHungMemberBoundedByTimeout(t *testing.T) {
 			if len(scrape.Snapshot.MongoDB) != 1 {
 				t.Fatalf("no replica set reported: %+v", scrape.Results["mongodb"])
 			}
+			if r := scrape.Results["mongodb"]; r.Err != nil {
+				t.Errorf("a hung member failed the collector: %v", r.Err)
+			}
 			rs := scrape.Snapshot.MongoDB[0]
+			if rs.Up != tt.up {
+				t.Fatalf("up %v, want %v (%s)", rs.Up, tt.up, rs.Error)
+			}
 			if !rs.Up {
-				t.Fatalf("set down: %s", rs.Error)
+				return
 			}
 			if rs.Primaries != tt.primaries {
 				t.Errorf("primaries %d, want %d", rs.Primaries, tt.primaries)
