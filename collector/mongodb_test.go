@@ -154,6 +154,10 @@ iap_ha_mongodb_voting_members{set="rs0"} 5
 	if r := scrape.Results["mongodb"]; r.Err != nil {
 		t.Errorf("a set that is down failed the collector: %v", r.Err)
 	}
+	problems, err := testutil.CollectAndLint(s.Metrics(scrape), mongoMetricNames...)
+	if err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
+	}
 }
 
 // The primary disappears between two scrapes: the next scrape reports no
