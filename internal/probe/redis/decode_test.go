@@ -81,6 +81,11 @@ func TestSentinelReplies(t *testing.T) {
 			dir:  "7.0-sentinel-unknown-master",
 			want: topology.SentinelView{Error: "ERR No such master with that name"},
 		},
+		{
+			// An ACL user without CKQUORUM: a misconfiguration, not a verdict.
+			dir:  "7.0-sentinel-ckquorum-noperm",
+			want: topology.SentinelView{Error: "NOPERM this user has no permissions to run the 'sentinel|ckquorum' command"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {

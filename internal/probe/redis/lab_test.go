@@ -12,6 +12,7 @@ import (
 
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
@@ -284,11 +285,36 @@ func TestLabRogueSentinel(t *testing.T) {
 	}
 }
 
+// Passwords, and ACL users allowed exactly the read-only commands the probe
+// sends: what README recommends, and proof that it sends nothing else.
 func TestLabAuthentication(t *testing.T) {
 	t.Parallel()
 	g := startGroup(t, lab.SentinelOptions{Password: "node-secret", SentinelPassword: "sentinel-secret"})
 	good := labProber(t, g.Config("dc1"))
 	waitFor(t, good, 10*time.Second, settled(2))
+
+	ctx := context.Background()
+	for i := range g.Sentinels {
+		c := g.Sentinel(i)
+		err := c.Process(ctx, goredis.NewStatusCmd(ctx, "acl", "setuser", "exporter", "on", ">exporter-secret", "-@all",
+			"+sentinel|master", "+sentinel|replicas", "+sentinel|sentinels", "+sentinel|ckquorum", "+info"))
+		c.Close()
+		if err != nil {
+			t.Fatalf("ACL SETUSER on a Sentinel: %v", err)
+		}
+	}
+	for _, addr := range g.NodeAddrs() {
+		c := g.Client(addr)
+		err := c.Do(ctx, "acl", "setuser", "exporter", "on", ">exporter-secret", "-@all", "+info").Err()
+		c.Close()
+		if err != nil {
+			t.Fatalf("ACL SETUSER on a data node: %v", err)
+		}
+	}
+	acl := g.Config("dc1")
+	acl.SentinelAuth = config.Credentials{Username: "exporter", Password: "exporter-secret"}
+	acl.Auth = config.Credentials{Username: "exporter", Password: "exporter-secret"}
+	waitFor(t, labProber(t, acl), 10*time.Second, settled(2))
 
 	cfg := g.Config("dc1")
 	cfg.SentinelAuth.Password = promconfig.Secret("wrong-secret")
@@ -358,5 +384,26 @@ func TestLabDeadAndHungSentinel(t *testing.T) {
 	}
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Errorf("deadline not reached: %v", ctx.Err())
+	}
+}
+
+func TestLabTLS(t *testing.T) {
+	t.Parallel()
+	g := startGroup(t, lab.SentinelOptions{TLS: true})
+	p := labProber(t, g.Config("dc1"))
+	waitFor(t, p, 10*time.Second, settled(2))
+
+	// Another CA's certificate is refused, and the error says why.
+	other, err := lab.WriteTLSFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := g.Config("dc1")
+	cfg.TLS = &promconfig.TLSConfig{CAFile: other.CAFile}
+	got := labProber(t, cfg).Probe(context.Background())
+	for _, v := range got.Sentinels {
+		if v.Up || !strings.Contains(v.Error, "certificate") {
+			t.Errorf("sentinel trusted with the wrong CA: up %v, error %q", v.Up, v.Error)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,17 +180,14 @@ func (p *Prober) askSentinel(ctx context.Context, c *redis.Client, s config.Sent
 		return v, nil
 	}
 
-	// Any failure but CKQUORUM's own verdict means this Sentinel cannot
-	// tell us about the master (unreachable, or not monitoring that name).
-	for _, cmd := range []redis.Cmder{master, replicas, sentinels, info} {
-		if err := cmd.Err(); err != nil {
+	// Any error but CKQUORUM's NOQUORUM verdict means this Sentinel cannot
+	// tell us about the master: unreachable, not monitoring that name, or
+	// not allowing us a command (NOPERM).
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil && !(cmd == ckquorum && isNoQuorum(err)) {
 			v.Error = describe(scrape, err, p.timeout)
 			return v, nil
 		}
-	}
-	if err := ckquorum.Err(); err != nil && !isReply(err) {
-		v.Error = describe(scrape, err, p.timeout)
-		return v, nil
 	}
 
 	v.Up = true
@@ -207,11 +205,11 @@ func (p *Prober) askSentinel(ctx context.Context, c *redis.Client, s config.Sent
 	return v, nodes
 }
 
-// isReply reports whether err is an error reply from the server, as
-// opposed to a network or timeout error.
-func isReply(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && !errors.Is(err, context.DeadlineExceeded)
+// isNoQuorum reports whether err is CKQUORUM's error reply saying the
+// Sentinels cannot reach the quorum or the majority.
+func isNoQuorum(err error) bool {
+	var reply redis.Error
+	return errors.As(err, &reply) && strings.HasPrefix(reply.Error(), "NOQUORUM")
 }
 
 // describe words an error for the snapshot; a timeout says which limit was
