@@ -109,8 +109,9 @@ type IAPServer struct {
 	// (workers/status on 2023.1+, /workflow_engine/active before).
 	TaskWorker Tristate `json:"task_worker"`
 	JobWorker  Tristate `json:"job_worker"`
-	// ConfiguredActive is the worker setting the profile configures
-	// (taskWorkerProps.active / activate), where the release exposes it.
+	// ConfiguredActive is the task worker setting of the server's own
+	// configuration: the profile's taskWorkerProps.active / activate up to
+	// 2023.2, the task worker's startupValue on Platform 6.
 	ConfiguredActive Tristate `json:"configured_active"`
 	// APIUp says whether every authenticated call answered (Unknown when no
 	// credentials are configured or the server did not answer at all). A
