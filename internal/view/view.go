@@ -1,0 +1,234 @@
+// Package view draws the estate for people: the topology page (one column
+// per site, one row per component, every member a box coloured by its
+// state, the HA model's verdicts on top) and the same data as JSON at
+// /api/v1/topology. It never probes on its own: it shows the latest scrape,
+// or takes one under the usual deadline when there is none yet.
+package view
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+// Source gives the scrapes to show; *exporter.Exporter is one.
+type Source interface {
+	Latest() *collector.Scrape
+	Scrape(ctx context.Context) (*collector.Scrape, *collector.Scraper, error)
+}
+
+// RemediationState is what the page shows of the remediation receiver.
+type RemediationState struct {
+	Enabled    bool      `json:"enabled"`
+	DryRun     bool      `json:"dry_run"`
+	Paused     bool      `json:"paused"`
+	Blocked    bool      `json:"blocked"`
+	LastAction string    `json:"last_action,omitempty"`
+	LastTime   time.Time `json:"last_action_time,omitzero"`
+}
+
+// Options configure the handlers.
+type Options struct {
+	Source Source
+	// Remediation reports the receiver's state; nil when it is not enabled.
+	Remediation func() RemediationState
+	// Timeout bounds the scrape taken when none has happened yet.
+	Timeout time.Duration
+	// Refresh is how often the page reloads itself.
+	Refresh time.Duration
+	Logger  *slog.Logger
+}
+
+// Document is the JSON answer of /api/v1/topology.
+type Document struct {
+	Time        time.Time          `json:"time"`
+	Snapshot    *topology.Snapshot `json:"snapshot"`
+	Verdict     *topology.Verdict  `json:"verdict"`
+	Collectors  map[string]Status  `json:"collectors"`
+	Remediation RemediationState   `json:"remediation"`
+	Sites       []config.Site      `json:"sites"`
+}
+
+// Status is how one collector's probes went.
+type Status struct {
+	Success         bool    `json:"success"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Error           string  `json:"error,omitempty"`
+}
+
+type handlers struct{ opts Options }
+
+// Register adds /topology and /api/v1/topology to mux.
+func Register(mux *http.ServeMux, opts Options) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.Refresh <= 0 {
+		opts.Refresh = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &handlers{opts: opts}
+	mux.HandleFunc("GET /topology", h.page)
+	mux.HandleFunc("GET /api/v1/topology", h.api)
+}
+
+func (h *handlers) document(r *http.Request) (*Document, error) {
+	scrape := h.opts.Source.Latest()
+	if scrape == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+		defer cancel()
+		var err error
+		if scrape, _, err = h.opts.Source.Scrape(ctx); err != nil {
+			return nil, err
+		}
+	}
+	doc := &Document{
+		Time:       scrape.Snapshot.Time,
+		Snapshot:   scrape.Snapshot,
+		Verdict:    scrape.Verdict,
+		Collectors: map[string]Status{},
+		Sites:      scrape.Config.Sites,
+	}
+	for name, r := range scrape.Results {
+		st := Status{Success: r.Err == nil, DurationSeconds: r.Duration.Seconds()}
+		if r.Err != nil {
+			st.Error = r.Err.Error()
+		}
+		doc.Collectors[name] = st
+	}
+	if h.opts.Remediation != nil {
+		doc.Remediation = h.opts.Remediation()
+	}
+	return doc, nil
+}
+
+func (h *handlers) api(w http.ResponseWriter, r *http.Request) {
+	doc, err := h.document(r)
+	if err != nil {
+		http.Error(w, "no scrape available: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		h.opts.Logger.Debug("writing /api/v1/topology", "err", err)
+	}
+}
+
+//go:embed topology.html
+var pageSource string
+
+var pageTemplate = template.Must(template.New("topology").Funcs(template.FuncMap{
+	"seconds": func(d time.Duration) int { return int(d.Seconds()) },
+}).Parse(pageSource))
+
+func (h *handlers) page(w http.ResponseWriter, r *http.Request) {
+	doc, err := h.document(r)
+	if err != nil {
+		http.Error(w, "no scrape available: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := pageTemplate.Execute(w, newPage(doc, h.opts)); err != nil {
+		h.opts.Logger.Debug("rendering /topology", "err", err)
+	}
+}
+
+// Box classes: the colour of a member.
+const (
+	ClassHead     = "head"     // primary, master, active
+	ClassFollower = "follower" // secondary, replica, standby, arbiter, running
+	ClassDown     = "down"
+	ClassUnknown  = "unknown"
+)
+
+// Box is one member drawn on the page.
+type Box struct {
+	Component string // iap, mongodb, redis, sentinel, rabbitmq, gateway
+	Group     string // the instance: replica set, Sentinel group, cluster
+	Name      string
+	State     string // what the member is: active, primary, replica, down, …
+	Class     string
+	Detail    string
+}
+
+// Row is one component across every site.
+type Row struct {
+	Title string
+	Cells [][]Box // one cell per site column
+}
+
+type page struct {
+	Doc        *Document
+	Columns    []string
+	Rows       []Row
+	Refresh    time.Duration
+	Degraded   bool
+	Components []topology.ComponentVerdict
+}
+
+func newPage(doc *Document, opts Options) page {
+	p := page{Doc: doc, Refresh: opts.Refresh, Degraded: doc.Verdict.Architecture.Degraded(), Components: doc.Verdict.Components}
+	col := map[string]int{}
+	for _, s := range doc.Sites {
+		col[s.Name] = len(p.Columns)
+		p.Columns = append(p.Columns, s.Name)
+	}
+	boxes := Boxes(doc.Snapshot)
+	rowIndex := map[string]int{}
+	for _, b := range boxes {
+		if _, ok := col[siteOf(b)]; !ok {
+			col[siteOf(b)] = len(p.Columns)
+			p.Columns = append(p.Columns, siteOf(b))
+		}
+	}
+	for _, b := range boxes {
+		i, ok := rowIndex[b.Component]
+		if !ok {
+			i = len(p.Rows)
+			rowIndex[b.Component] = i
+			p.Rows = append(p.Rows, Row{Title: rowTitles[b.Component]})
+		}
+		for len(p.Rows[i].Cells) < len(p.Columns) {
+			p.Rows[i].Cells = append(p.Rows[i].Cells, nil)
+		}
+		c := col[siteOf(b)]
+		p.Rows[i].Cells[c] = append(p.Rows[i].Cells[c], b.Box)
+	}
+	for i := range p.Rows {
+		for len(p.Rows[i].Cells) < len(p.Columns) {
+			p.Rows[i].Cells = append(p.Rows[i].Cells, nil)
+		}
+	}
+	sort.SliceStable(p.Components, func(i, j int) bool { return p.Components[i].Component < p.Components[j].Component })
+	return p
+}
+
+var rowTitles = map[string]string{
+	"iap": "IAP servers", "mongodb": "MongoDB members", "redis": "Redis data nodes",
+	"sentinel": "Redis Sentinels", "rabbitmq": "RabbitMQ nodes", "gateway": "Automation Gateways",
+}
+
+type sitedBox struct {
+	Box
+	site string
+}
+
+func siteOf(b sitedBox) string {
+	if b.site == "" {
+		return "(no site)"
+	}
+	return b.site
+}

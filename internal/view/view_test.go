@@ -1,0 +1,150 @@
+package view
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+// fixedSource serves one scrape, and counts how often it was asked to probe.
+type fixedSource struct {
+	scrape *collector.Scrape
+	latest bool
+	probes int
+}
+
+func (f *fixedSource) Latest() *collector.Scrape {
+	if f.latest {
+		return f.scrape
+	}
+	return nil
+}
+
+func (f *fixedSource) Scrape(context.Context) (*collector.Scrape, *collector.Scraper, error) {
+	f.probes++
+	f.latest = true
+	return f.scrape, nil, nil
+}
+
+func ha6Scrape() *collector.Scrape {
+	cfg := &config.Config{Architecture: config.ArchHA6, Sites: []config.Site{{Name: "dc1"}, {Name: "dc2"}, {Name: "dc3"}}}
+	snap := &topology.Snapshot{
+		Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC),
+		IAP: []topology.IAPServer{
+			{Name: "iap-dc1-1", Site: "dc1", DeclaredRole: "active", Up: true, TaskWorker: topology.True},
+			{Name: "iap-dc1-2", Site: "dc1", DeclaredRole: "active", Error: "connection refused"},
+			{Name: "iap-dc2-1", Site: "dc2", DeclaredRole: "standby", Up: true, TaskWorker: topology.False},
+		},
+		MongoDB: []topology.ReplicaSet{{Name: "rs0", Up: true, Primaries: 1, Members: []topology.MongoMember{
+			{Name: "m1:27017", Site: "dc1", State: 1, StateStr: "PRIMARY", Healthy: true, Votes: 1, Priority: 2},
+			{Name: "m2:27017", Site: "dc2", State: 2, StateStr: "SECONDARY", Healthy: true, Votes: 1, Priority: 1},
+			{Name: "m3:27017", Site: "dc3", State: 7, StateStr: "ARBITER", Healthy: true, Votes: 1, ArbiterOnly: true},
+		}}},
+		Redis: []topology.SentinelGroup{{Name: "dc1", Site: "dc1", Quorum: 2,
+			Sentinels: []topology.SentinelView{{Address: "s1:26379", Site: "dc1", Up: true, MasterAddress: "r1:6379"}},
+			Nodes: []topology.RedisNode{
+				{Address: "r1:6379", Site: "dc1", Up: true, Role: "master"},
+				{Address: "r2:6379", Site: "dc1", Up: true, Role: "replica", MasterLinkUp: true, ReplicaPriority: 100},
+			}}},
+		RabbitMQ: []topology.RabbitCluster{{Name: "dc1", Site: "dc1", Up: true, Nodes: []topology.RabbitNode{
+			{Name: "rabbit@a", Site: "dc1", Running: true}, {Name: "rabbit@b", Site: "dc1"},
+		}}},
+		Gateways: []topology.Gateway{{Name: "iag1", Site: "dc2", Up: true, Capacity: 5000, Devices: map[string]int{"devices": 4500}}},
+	}
+	return &collector.Scrape{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap),
+		Results: map[string]collector.Result{"iap": {Duration: 20 * time.Millisecond}}}
+}
+
+func serve(t *testing.T, src Source, rem func() RemediationState, path string) (int, string) {
+	t.Helper()
+	mux := http.NewServeMux()
+	Register(mux, Options{Source: src, Remediation: rem})
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func TestBoxesClassEveryState(t *testing.T) {
+	got := map[string]string{}
+	for _, b := range Boxes(ha6Scrape().Snapshot) {
+		got[b.Component+"/"+b.Name] = b.Class + " " + siteOf(b)
+	}
+	want := map[string]string{
+		"iap/iap-dc1-1":     "head dc1",
+		"iap/iap-dc1-2":     "down dc1",
+		"iap/iap-dc2-1":     "follower dc2",
+		"mongodb/m1:27017":  "head dc1",
+		"mongodb/m2:27017":  "follower dc2",
+		"mongodb/m3:27017":  "follower dc3",
+		"redis/r1:6379":     "head dc1",
+		"redis/r2:6379":     "follower dc1",
+		"sentinel/s1:26379": "follower dc1",
+		"rabbitmq/rabbit@a": "follower dc1",
+		"rabbitmq/rabbit@b": "down dc1",
+		"gateway/iag1":      "head dc2",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: got %q, want %q", k, got[k], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d boxes, want %d: %v", len(got), len(want), got)
+	}
+}
+
+func TestPageShowsMembersAndVerdicts(t *testing.T) {
+	src := &fixedSource{scrape: ha6Scrape()}
+	code, body := serve(t, src, func() RemediationState { return RemediationState{Enabled: true, DryRun: true} }, "/topology")
+	if code != http.StatusOK {
+		t.Fatalf("GET /topology = %d\n%s", code, body)
+	}
+	if src.probes != 1 {
+		t.Errorf("page without a previous scrape probed %d times, want 1", src.probes)
+	}
+	for _, want := range []string{
+		`data-name="iap-dc1-2" data-state="down" data-class="down"`,
+		`data-name="m1:27017" data-state="primary" data-class="head"`,
+		`<th data-site="dc3">dc3</th>`,
+		`id="arch-observed" class="ok">HA-6</span>`,
+		`id="arch-expected">HA-6</span>`,
+		`data-site="dc1"><td>lose dc1</td>`,
+		`<b>dry-run</b>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	// The second view shows the same scrape: the page never probes on its own.
+	serve(t, src, nil, "/topology")
+	if src.probes != 1 {
+		t.Errorf("a second view probed again (%d probes)", src.probes)
+	}
+}
+
+func TestAPIServesSnapshotAndVerdict(t *testing.T) {
+	code, body := serve(t, &fixedSource{scrape: ha6Scrape(), latest: true}, nil, "/api/v1/topology")
+	if code != http.StatusOK {
+		t.Fatalf("GET /api/v1/topology = %d\n%s", code, body)
+	}
+	var doc Document
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Snapshot.IAP) != 3 || doc.Verdict.Architecture.Expected != "HA-6" || doc.Remediation.Enabled ||
+		!doc.Collectors["iap"].Success || len(doc.Sites) != 3 {
+		t.Fatalf("document does not carry the scrape: %+v", doc)
+	}
+	if regexp.MustCompile(`(?i)password|secret`).MatchString(body) {
+		t.Errorf("the JSON mentions a secret field:\n%s", body)
+	}
+}
