@@ -21,6 +21,7 @@ import (
 	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/exporter"
+	"github.com/iapha/iap_ha_exporter/internal/view"
 )
 
 // defaultPort is reserved for this exporter's use in the range of the
@@ -95,13 +96,18 @@ func run(args []string, stdout, stderr *os.File) int {
 	mux.Handle("/-/reload", exp.ReloadHandler())
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Ready") })
+	view.Register(mux, view.Options{Source: exp, Timeout: *defaultTimeout, Logger: logger})
 	if *metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "IAP HA Exporter",
 			Description: "Prometheus exporter for highly available Itential Automation Platform estates",
 			Version:     version.Info(),
+			// The live topology view, on the landing page itself.
+			ExtraHTML: `<iframe src="topology" title="topology" style="width:100%;height:80vh;border:0"></iframe>`,
 			Links: []web.LandingLinks{
 				{Address: *metricsPath, Text: "Metrics"},
+				{Address: "topology", Text: "Topology", Description: "the estate per site and the HA model's verdicts"},
+				{Address: "api/v1/topology", Text: "Topology (JSON)"},
 				{Address: "/-/healthy", Text: "Health"},
 			},
 		})

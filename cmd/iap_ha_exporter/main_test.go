@@ -89,10 +89,12 @@ func TestServeAndReloadOnSIGHUP(t *testing.T) {
 	base := "http://" + addr
 	waitFor(t, base+"/-/healthy")
 	for path, want := range map[string]string{
-		"/":          "/metrics",
-		"/-/healthy": "Healthy",
-		"/-/ready":   "Ready",
-		"/metrics":   "iap_ha_config_last_reload_successful 1",
+		"/":                "/metrics",
+		"/-/healthy":       "Healthy",
+		"/-/ready":         "Ready",
+		"/metrics":         "iap_ha_config_last_reload_successful 1",
+		"/topology":        "IAP HA topology",
+		"/api/v1/topology": `"architecture"`,
 	} {
 		if body := fetch(t, base+path); !strings.Contains(body, want) {
 			t.Errorf("GET %s does not contain %q:\n%s", path, want, body)
