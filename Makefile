@@ -8,7 +8,7 @@ FUZZTIME  ?= 3s
 # `make fuzz` runs each target this long.
 LONGFUZZ  ?= 2m
 
-.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down clean
+.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down screenshot clean
 
 all: lint build test
 
@@ -49,6 +49,10 @@ demo: build
 
 demo-down:
 	./scripts/demo.sh down
+
+# The topology page in headless Chromium, saved for the README.
+screenshot:
+	ARTIFACTS_DIR=$(CURDIR)/docs $(GO) test -count=1 -run TestTopologyPageInChromium ./internal/view
 
 clean:
 	rm -f $(BIN)

@@ -128,17 +128,12 @@ func (p *Prober) probe(ctx context.Context, s *server) topology.IAPServer {
 		URL:          s.cfg.URL,
 		Site:         s.cfg.Site,
 		DeclaredRole: s.cfg.Role,
-		Redis:        s.cfg.Redis,
-		RabbitMQ:     s.cfg.RabbitMQ,
+		// Resolved by the config loader: named, else the site's own, else none.
+		Redis:    s.cfg.Redis,
+		RabbitMQ: s.cfg.RabbitMQ,
 	}
 	if out.DeclaredRole == "" {
 		out.DeclaredRole = config.RoleActive
-	}
-	if out.Redis == "" {
-		out.Redis = out.Site
-	}
-	if out.RabbitMQ == "" {
-		out.RabbitMQ = out.Site
 	}
 
 	answered := p.health(ctx, s, &out)

@@ -57,7 +57,10 @@ func configFor(sim *iapsim.Sim, auth config.IAPAuth) config.IAP {
 	}
 	for _, s := range sim.Servers() {
 		st := s.State()
-		cfg.Servers = append(cfg.Servers, config.IAPServer{Name: st.Name, URL: st.URL, Site: st.Cluster, Cluster: st.Cluster})
+		// Redis and RabbitMQ as the loader resolves them where each site has
+		// its own group and cluster.
+		cfg.Servers = append(cfg.Servers, config.IAPServer{Name: st.Name, URL: st.URL, Site: st.Cluster, Cluster: st.Cluster,
+			Redis: st.Cluster, RabbitMQ: st.Cluster})
 	}
 	return cfg
 }
