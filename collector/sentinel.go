@@ -61,12 +61,12 @@ func newSentinelCollector(cfg *config.Config, logger *slog.Logger) (Collector, e
 	c.sdown = desc("sentinel_master_sdown", "Whether this Sentinel sees the master subjectively down (1).", "sentinel", "site")
 	c.odown = desc("sentinel_master_odown", "Whether this Sentinel sees the master objectively down (1): a quorum of Sentinels agrees it is down.", "sentinel", "site")
 
-	c.nodeUp = desc("up", "Whether the Redis data node answered INFO replication (1) or not (0).", "instance", "site")
-	c.isMaster = desc("is_master", "Whether the data node answered and reports the master role (1) or not (0).", "instance", "site")
-	c.linkUp = desc("replica_link_up", "Whether the replica answered and its link to its master is up (1) or not (0).", "instance", "site")
-	c.lag = desc("replica_lag_bytes", "Bytes of replication stream the replica trails its master by. Absent unless both answered.", "instance", "site")
-	c.priority = desc("replica_priority", "Replica priority of the replica: 0 is never promoted by a failover.", "instance", "site")
-	c.connectedReplicas = desc("connected_replicas", "Replicas connected to the master, as the master reports.", "instance", "site")
+	c.nodeUp = desc("up", "Whether the Redis data node answered INFO replication (1) or not (0).", "node", "site")
+	c.isMaster = desc("is_master", "Whether the data node answered and reports the master role (1) or not (0).", "node", "site")
+	c.linkUp = desc("replica_link_up", "Whether the replica answered and its link to its master is up (1) or not (0).", "node", "site")
+	c.lag = desc("replica_lag_bytes", "Bytes of replication stream the replica trails its master by. Absent unless both answered.", "node", "site")
+	c.priority = desc("replica_priority", "Replica priority of the replica: 0 is never promoted by a failover.", "node", "site")
+	c.connectedReplicas = desc("connected_replicas", "Replicas connected to the master, as the master reports.", "node", "site")
 	return c, nil
 }
 

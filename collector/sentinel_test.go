@@ -80,22 +80,22 @@ func TestSentinelCollectorLab(t *testing.T) {
 	want := replace.Replace(`
 # HELP iap_ha_redis_connected_replicas Replicas connected to the master, as the master reports.
 # TYPE iap_ha_redis_connected_replicas gauge
-iap_ha_redis_connected_replicas{instance="n0",master="dc1",site="dc1"} 2
-iap_ha_redis_connected_replicas{instance="r0",master="dc1",site="dc1"} 0
+iap_ha_redis_connected_replicas{master="dc1",node="n0",site="dc1"} 2
+iap_ha_redis_connected_replicas{master="dc1",node="r0",site="dc1"} 0
 # HELP iap_ha_redis_is_master Whether the data node answered and reports the master role (1) or not (0).
 # TYPE iap_ha_redis_is_master gauge
-iap_ha_redis_is_master{instance="n0",master="dc1",site="dc1"} 1
-iap_ha_redis_is_master{instance="n1",master="dc1",site="dc1"} 0
-iap_ha_redis_is_master{instance="n2",master="dc1",site="dc2"} 0
-iap_ha_redis_is_master{instance="r0",master="dc1",site="dc1"} 1
+iap_ha_redis_is_master{master="dc1",node="n0",site="dc1"} 1
+iap_ha_redis_is_master{master="dc1",node="n1",site="dc1"} 0
+iap_ha_redis_is_master{master="dc1",node="n2",site="dc2"} 0
+iap_ha_redis_is_master{master="dc1",node="r0",site="dc1"} 1
 # HELP iap_ha_redis_replica_link_up Whether the replica answered and its link to its master is up (1) or not (0).
 # TYPE iap_ha_redis_replica_link_up gauge
-iap_ha_redis_replica_link_up{instance="n1",master="dc1",site="dc1"} 1
-iap_ha_redis_replica_link_up{instance="n2",master="dc1",site="dc2"} 1
+iap_ha_redis_replica_link_up{master="dc1",node="n1",site="dc1"} 1
+iap_ha_redis_replica_link_up{master="dc1",node="n2",site="dc2"} 1
 # HELP iap_ha_redis_replica_priority Replica priority of the replica: 0 is never promoted by a failover.
 # TYPE iap_ha_redis_replica_priority gauge
-iap_ha_redis_replica_priority{instance="n1",master="dc1",site="dc1"} 100
-iap_ha_redis_replica_priority{instance="n2",master="dc1",site="dc2"} 100
+iap_ha_redis_replica_priority{master="dc1",node="n1",site="dc1"} 100
+iap_ha_redis_replica_priority{master="dc1",node="n2",site="dc2"} 100
 # HELP iap_ha_redis_sentinel_ckquorum_ok Whether SENTINEL CKQUORUM said OK (1): enough Sentinels are reachable from this one to reach the quorum and authorise a failover.
 # TYPE iap_ha_redis_sentinel_ckquorum_ok gauge
 iap_ha_redis_sentinel_ckquorum_ok{master="dc1",sentinel="s0",site="dc1"} 1
@@ -164,10 +164,10 @@ iap_ha_redis_sentinel_up{master="dc1",sentinel="s4",site="dc3"} 0
 iap_ha_redis_sentinel_up{master="gone",sentinel="s5",site="dc2"} 0
 # HELP iap_ha_redis_up Whether the Redis data node answered INFO replication (1) or not (0).
 # TYPE iap_ha_redis_up gauge
-iap_ha_redis_up{instance="n0",master="dc1",site="dc1"} 1
-iap_ha_redis_up{instance="n1",master="dc1",site="dc1"} 1
-iap_ha_redis_up{instance="n2",master="dc1",site="dc2"} 1
-iap_ha_redis_up{instance="r0",master="dc1",site="dc1"} 1
+iap_ha_redis_up{master="dc1",node="n0",site="dc1"} 1
+iap_ha_redis_up{master="dc1",node="n1",site="dc1"} 1
+iap_ha_redis_up{master="dc1",node="n2",site="dc2"} 1
+iap_ha_redis_up{master="dc1",node="r0",site="dc1"} 1
 `)
 	reg := registryWith(t, s.Metrics(scrape))
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), sentinelMetricNames...); err != nil {
@@ -207,17 +207,17 @@ func TestSentinelCollectorUpdate(t *testing.T) {
 	want := `
 # HELP iap_ha_redis_is_master Whether the data node answered and reports the master role (1) or not (0).
 # TYPE iap_ha_redis_is_master gauge
-iap_ha_redis_is_master{instance="n0",master="dc1",site="dc1"} 0
-iap_ha_redis_is_master{instance="n1",master="dc1",site="dc1"} 0
-iap_ha_redis_is_master{instance="n2",master="dc1",site="dc2"} 0
+iap_ha_redis_is_master{master="dc1",node="n0",site="dc1"} 0
+iap_ha_redis_is_master{master="dc1",node="n1",site="dc1"} 0
+iap_ha_redis_is_master{master="dc1",node="n2",site="dc2"} 0
 # HELP iap_ha_redis_replica_link_up Whether the replica answered and its link to its master is up (1) or not (0).
 # TYPE iap_ha_redis_replica_link_up gauge
-iap_ha_redis_replica_link_up{instance="n1",master="dc1",site="dc1"} 0
-iap_ha_redis_replica_link_up{instance="n2",master="dc1",site="dc2"} 0
+iap_ha_redis_replica_link_up{master="dc1",node="n1",site="dc1"} 0
+iap_ha_redis_replica_link_up{master="dc1",node="n2",site="dc2"} 0
 # HELP iap_ha_redis_replica_priority Replica priority of the replica: 0 is never promoted by a failover.
 # TYPE iap_ha_redis_replica_priority gauge
-iap_ha_redis_replica_priority{instance="n1",master="dc1",site="dc1"} 100
-iap_ha_redis_replica_priority{instance="n2",master="dc1",site="dc2"} 0
+iap_ha_redis_replica_priority{master="dc1",node="n1",site="dc1"} 100
+iap_ha_redis_replica_priority{master="dc1",node="n2",site="dc2"} 0
 # HELP iap_ha_redis_sentinel_config_epoch Configuration epoch of the master (the highest any reachable Sentinel reports); it moves at every failover.
 # TYPE iap_ha_redis_sentinel_config_epoch gauge
 iap_ha_redis_sentinel_config_epoch{master="dc1"} 3
@@ -244,9 +244,9 @@ iap_ha_redis_sentinel_tilt{master="dc1",sentinel="s0",site="dc1"} 0
 iap_ha_redis_sentinel_tilt{master="dc1",sentinel="s1",site="dc2"} 1
 # HELP iap_ha_redis_up Whether the Redis data node answered INFO replication (1) or not (0).
 # TYPE iap_ha_redis_up gauge
-iap_ha_redis_up{instance="n0",master="dc1",site="dc1"} 0
-iap_ha_redis_up{instance="n1",master="dc1",site="dc1"} 1
-iap_ha_redis_up{instance="n2",master="dc1",site="dc2"} 1
+iap_ha_redis_up{master="dc1",node="n0",site="dc1"} 0
+iap_ha_redis_up{master="dc1",node="n1",site="dc1"} 1
+iap_ha_redis_up{master="dc1",node="n2",site="dc2"} 1
 `
 	names := []string{
 		"iap_ha_redis_is_master", "iap_ha_redis_replica_link_up", "iap_ha_redis_replica_priority",
