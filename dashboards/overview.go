@@ -1,0 +1,133 @@
+package dashboards
+
+import (
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+)
+
+// overview answers the on-call question first: is the HA design holding, and
+// what would the next failure take down?
+func overview() *dashboard.DashboardBuilder {
+	const (
+		job  = `job="$job"`
+		site = `job="$job", site=~"$site"`
+	)
+	return newDashboard("iap-ha-overview", "IAP HA / Overview",
+		"Is the HA design of the IAP estate holding, and what would the next failure take down: architecture observed against declared, failures each component still survives, which site losses are survivable, IAP servers by state, split brain and firing alerts.").
+		WithVariable(jobVariable("iap_ha_architecture_info")).
+		WithVariable(labelVariable("site", "Site", `iap_ha_site_loss_survivable{`+job+`}`, true)).
+		WithRow(row("Architecture")).
+		WithPanel(namesPanel("Observed architecture",
+			"The class the HA model observes in the live topology: HA-0 single instances, HA-3 redundant clusters in one site, HA-6 an active, a standby and a witness site that survives the loss of any one of them.",
+			query(`iap_ha_architecture_info{`+job+`}`, "{{observed}}")).
+			ColorScheme(fixedColor("blue")).
+			Span(5)).
+		WithPanel(namesPanel("Declared architecture",
+			"The class the exporter's configuration declares (`architecture`), or none.",
+			query(`iap_ha_architecture_info{`+job+`}`, "{{expected}}")).
+			ColorScheme(fixedColor("text")).
+			Span(5)).
+		WithPanel(statPanel("Architecture",
+			"Whether the observed class is below the declared one (alert IAPHAArchitectureDegraded).",
+			unitCount,
+			query(`max(iap_ha_architecture_degraded{`+job+`})`, "")).
+			Mappings(okWhen(0, "As declared", "Degraded")).
+			TextMode(common.BigValueTextModeValue).
+			Span(4)).
+		WithPanel(namesPanel("What holds the estate back",
+			"The usual reasons for a class below the declared one: a component that survives no further failure keeps the estate below HA-3, a site whose loss is not survivable keeps it below HA-6. Gateways are left out: each one is a single instance by design. Empty when nothing holds the estate back.",
+			query(`iap_ha_component_failures_tolerated{`+job+`, component!="gateway"} == 0`, "{{component}} {{name}} survives no further failure"),
+			query(`iap_ha_site_loss_survivable{`+site+`} == 0`, "losing {{site}} is not survivable")).
+			ColorScheme(fixedColor("red")).
+			NoValue("Nothing").
+			Span(10)).
+		WithRow(row("What the next failure takes down")).
+		WithPanel(statPanel("Estate",
+			"Further failures the weakest component instance survives, and whether the estate survives the loss of any one site.",
+			unitCount,
+			query(`min(estate:iap_ha_component_failures_tolerated:min{`+job+`})`, "failures survived")).
+			Thresholds(tolerance()).
+			Span(4)).
+		WithPanel(statPanel("Any site loss",
+			"Whether the estate survives the loss of any one site, whichever it is: what Itential claims for HA-6, measured.",
+			unitCount,
+			query(`min(estate:iap_ha_site_loss_survivable:min{`+job+`})`, "")).
+			Mappings(okWhen(1, "Survivable", "Not survivable")).
+			TextMode(common.BigValueTextModeValue).
+			Span(4)).
+		WithPanel(statPanel("Failures tolerated",
+			"How many more member failures each component instance survives, by the HA model: MongoDB healthy voters beyond the majority, Redis reachable Sentinels beyond the quorum and promotable replicas, RabbitMQ running nodes beyond the majority, IAP servers able to work tasks beyond one. Absent where a probe failed.",
+			unitCount,
+			query(`min by (component, name) (iap_ha_component_failures_tolerated{`+job+`})`, "{{component}} {{name}}")).
+			Thresholds(tolerance()).
+			Span(16)).
+		WithPanel(statPanel("Site loss",
+			"Whether losing every member in the site leaves an IAP server outside it able to work tasks, with its replica set, Sentinel group and RabbitMQ cluster still working (alert IAPSiteLossNotSurvivable).",
+			unitCount,
+			query(`min by (site) (iap_ha_site_loss_survivable{`+site+`})`, "{{site}}")).
+			Mappings(okWhen(1, "Survivable", "Not survivable")).
+			Span(12)).
+		WithPanel(statPanel("Devices lost with the site",
+			"Devices managed by the Automation Gateways standing in the site, lost with it. Empty without gateways in the configuration.",
+			unitCount,
+			query(`max by (site) (iap_ha_site_loss_devices_without_gateway{`+site+`})`, "{{site}}")).
+			Thresholds(thresholds("green", step{1, "orange"})).
+			NoValue("No gateways").
+			Span(12)).
+		WithPanel(timeseriesPanel("Failures tolerated over time",
+			"The same verdict over time: drops show when redundancy was lost and for how long.",
+			unitCount,
+			query(`min by (component, name) (iap_ha_component_failures_tolerated{`+job+`})`, "{{component}} {{name}}")).
+			LineInterpolation(common.LineInterpolationStepAfter).
+			Span(24)).
+		WithRow(row("IAP servers")).
+		WithPanel(statPanel("Active servers",
+			"Servers per site that answer and work tasks. Exactly one site should have them; none anywhere means no tasks run (alert IAPNoActiveServer).",
+			unitCount,
+			query(`sum by (site) (iap_ha_iap_servers{`+site+`, state="active"})`, "{{site}}")).
+			Thresholds(thresholds("text", step{1, "green"})).
+			Span(6)).
+		WithPanel(statPanel("Standby servers",
+			"Servers per site that answer with their task worker stopped or unknown.",
+			unitCount,
+			query(`sum by (site) (iap_ha_iap_servers{`+site+`, state="standby"})`, "{{site}}")).
+			Thresholds(thresholds("text", step{1, "blue"})).
+			Span(6)).
+		WithPanel(statPanel("Promotable standbys",
+			"Standbys per site that could take over tasks now: they answer, their task worker is known to be stopped, no dependency they list is failing and their applications are not degraded (alert IAPStandbyNotReady).",
+			unitCount,
+			query(`sum by (site) (site:iap_ha_iap_standby_promotable:sum{`+site+`})`, "{{site}}")).
+			Thresholds(thresholds("orange", step{1, "green"})).
+			Span(6)).
+		WithPanel(statPanel("Down servers",
+			"Servers per site that did not answer /health/status in time (alert IAPServerDown).",
+			unitCount,
+			query(`sum by (site) (iap_ha_iap_servers{`+site+`, state="down"})`, "{{site}}")).
+			Thresholds(thresholds("green", step{1, "red"})).
+			Span(6)).
+		WithPanel(timeseriesPanel("Servers by state",
+			"Active, standby and down servers over time in the selected sites: a failover shows as an active server turning down and a standby turning active.",
+			unitCount,
+			query(`sum by (state) (iap_ha_iap_servers{`+site+`})`, "{{state}}")).
+			LineInterpolation(common.LineInterpolationStepAfter).
+			Span(12)).
+		WithPanel(statPanel("Split brain",
+			"1 when the HA model sees two heads in a component: two MongoDB primaries, Sentinels disagreeing on the master, a RabbitMQ partition, a declared standby working tasks while an active does too.",
+			unitCount,
+			query(`max by (component, name) (iap_ha_split_brain{`+job+`})`, "{{component}} {{name}}")).
+			Mappings(okWhen(0, "One head", "Split brain")).
+			Span(12)).
+		WithRow(row("Alerts and exporter")).
+		WithPanel(tablePanel("Firing alerts",
+			"Alerts of the iap_ha rule pack firing now for this job, with their labels. Each alert's runbook_url annotation, and rules/runbook.md, say what to do.",
+			[]string{"Value", "alertstate"},
+			query(`ALERTS{alertstate="firing", alertname=~"IAP.+", `+job+`}`, "")).
+			NoValue("No alert firing").
+			Span(14)).
+		WithPanel(statPanel("Collectors",
+			"Whether each of the exporter's collectors finished its probes within the scrape deadline. A failed probe leaves its part of the HA verdict out rather than guessed (alert IAPHAExporterCollectorFailing).",
+			unitCount,
+			query(`min by (collector) (iap_ha_scrape_collector_success{`+job+`})`, "{{collector}}")).
+			Mappings(okWhen(1, "OK", "Failing")).
+			Span(10))
+}
