@@ -67,14 +67,8 @@ func (c *gatewayCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	flag := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
 	for _, g := range s.Snapshot.Gateways {
-		gauge(c.up, flag(g.Up), g.Name, g.Site)
+		gauge(c.up, boolValue(g.Up), g.Name, g.Site)
 		gauge(c.capacity, float64(g.Capacity), g.Name, g.Site)
 		if g.Version != "" {
 			gauge(c.info, 1, g.Name, g.Site, g.Version, g.AnsibleVersion)
@@ -86,8 +80,8 @@ func (c *gatewayCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 		if view == topology.Unknown {
 			continue
 		}
-		gauge(c.iapAdapterUp, flag(view == topology.True), g.Name, g.Site)
-		gauge(c.disagrees, flag((view == topology.True) != g.Up), g.Name, g.Site)
+		gauge(c.iapAdapterUp, boolValue(view == topology.True), g.Name, g.Site)
+		gauge(c.disagrees, boolValue((view == topology.True) != g.Up), g.Name, g.Site)
 	}
 }
 

@@ -113,35 +113,28 @@ func updateIAPServer(srv topology.IAPServer, ch chan<- prometheus.Metric) {
 	// Unknown facts (not asked, or the answer failed) send no sample.
 	tristate := func(d *prometheus.Desc, t topology.Tristate) {
 		if t != topology.Unknown {
-			gauge(d, iapBool(t == topology.True))
+			gauge(d, boolValue(t == topology.True))
 		}
 	}
 
-	gauge(iapUpDesc, iapBool(srv.Up))
-	gauge(iapDeclaredActiveDesc, iapBool(srv.DeclaredRole == config.RoleActive))
+	gauge(iapUpDesc, boolValue(srv.Up))
+	gauge(iapDeclaredActiveDesc, boolValue(srv.DeclaredRole == config.RoleActive))
 	if srv.ServerID != "" || srv.Release != "" {
 		gauge(iapInfoDesc, 1, srv.ServerID, srv.Release, srv.Version)
 	}
 	for _, svc := range srv.Services {
-		gauge(iapDependencyUpDesc, iapBool(svc.Running), svc.Name)
+		gauge(iapDependencyUpDesc, boolValue(svc.Running), svc.Name)
 	}
 	tristate(iapApplicationsHealthyDesc, srv.AppsHealthy)
 	tristate(iapAdaptersHealthyDesc, srv.AdaptersHealthy)
 	for _, m := range srv.Applications {
-		gauge(iapApplicationUpDesc, iapBool(m.Healthy), m.Name)
+		gauge(iapApplicationUpDesc, boolValue(m.Healthy), m.Name)
 	}
 	for _, m := range srv.Adapters {
-		gauge(iapAdapterUpDesc, iapBool(m.Healthy), m.Name)
+		gauge(iapAdapterUpDesc, boolValue(m.Healthy), m.Name)
 	}
 	tristate(iapTaskWorkerRunningDesc, srv.TaskWorker)
 	tristate(iapJobWorkerRunningDesc, srv.JobWorker)
 	tristate(iapTaskWorkerConfiguredDesc, srv.ConfiguredActive)
 	tristate(iapAPIUpDesc, srv.APIUp)
-}
-
-func iapBool(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

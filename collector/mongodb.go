@@ -106,46 +106,24 @@ func (c *mongodbCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 		for _, m := range rs.Members {
 			if m.Voting() {
 				voting++
-				if mongoCanVote(m) {
-					healthy++
-				}
+			}
+			if m.HealthyVoter() {
+				healthy++
 			}
 			labels := []string{rs.Name, m.Name, m.Site}
 			gauge(c.state, float64(m.State), labels...)
-			gauge(c.health, mongoBool(m.Healthy), labels...)
+			gauge(c.health, boolValue(m.Healthy), labels...)
 			gauge(c.votes, float64(m.Votes), labels...)
 			gauge(c.priority, m.Priority, labels...)
 			if m.HasLag {
 				gauge(c.lag, m.LagSeconds, labels...)
 			}
 			if m.Reachable != topology.Unknown {
-				gauge(c.reachable, mongoBool(m.Reachable == topology.True), labels...)
+				gauge(c.reachable, boolValue(m.Reachable == topology.True), labels...)
 			}
 		}
 		gauge(c.voting, float64(voting), rs.Name)
 		gauge(c.healthyVoting, float64(healthy), rs.Name)
 		gauge(c.majority, float64(voting/2+1), rs.Name)
 	}
-}
-
-// mongoCanVote reports whether a healthy member is in a state that votes in an
-// election (MongoDB: primary, secondary, recovering, startup2, arbiter,
-// rollback), as the HA model counts it.
-func mongoCanVote(m topology.MongoMember) bool {
-	if !m.Healthy {
-		return false
-	}
-	switch m.State {
-	case topology.MongoPrimary, topology.MongoSecondary, topology.MongoRecovering,
-		topology.MongoStartup2, topology.MongoArbiter, topology.MongoRollback:
-		return true
-	}
-	return false
-}
-
-func mongoBool(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

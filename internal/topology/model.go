@@ -131,18 +131,6 @@ func Evaluate(cfg *config.Config, s *Snapshot) *Verdict {
 // majority of n voters.
 func majority(n int) int { return n/2 + 1 }
 
-// mongoVoter reports whether a member counts as a healthy voter now.
-func mongoVoter(m MongoMember) bool {
-	if !m.Voting() || !m.Healthy {
-		return false
-	}
-	switch m.State {
-	case MongoPrimary, MongoSecondary, MongoArbiter, MongoRecovering, MongoStartup2, MongoRollback:
-		return true
-	}
-	return false
-}
-
 func mongoTolerance(rs ReplicaSet) (int, string) {
 	voting, healthy := 0, 0
 	primary := false
@@ -150,7 +138,7 @@ func mongoTolerance(rs ReplicaSet) (int, string) {
 		if m.Voting() {
 			voting++
 		}
-		if mongoVoter(m) {
+		if m.HealthyVoter() {
 			healthy++
 		}
 		primary = primary || m.State == MongoPrimary
@@ -393,7 +381,7 @@ func mongoSurvives(rs ReplicaSet, site string) string {
 		if m.Voting() {
 			voting++
 		}
-		if m.Site == site || !mongoVoter(m) {
+		if m.Site == site || !m.HealthyVoter() {
 			continue
 		}
 		left++
@@ -499,7 +487,7 @@ func notRedundant(cfg *config.Config, s *Snapshot) string {
 	for _, rs := range s.MongoDB {
 		healthy, primary := 0, false
 		for _, m := range rs.Members {
-			if mongoVoter(m) {
+			if m.HealthyVoter() {
 				healthy++
 			}
 			primary = primary || m.State == MongoPrimary

@@ -231,6 +231,20 @@ type MongoMember struct {
 // Voting reports whether the member has a vote.
 func (m MongoMember) Voting() bool { return m.Votes > 0 }
 
+// HealthyVoter reports whether the member has a vote, is healthy and is in
+// a state that votes in an election (primary, secondary, recovering,
+// startup2, arbiter, rollback).
+func (m MongoMember) HealthyVoter() bool {
+	if !m.Voting() || !m.Healthy {
+		return false
+	}
+	switch m.State {
+	case MongoPrimary, MongoSecondary, MongoArbiter, MongoRecovering, MongoStartup2, MongoRollback:
+		return true
+	}
+	return false
+}
+
 // SentinelGroup is one Redis master and its Sentinels as probed.
 type SentinelGroup struct {
 	Name       string `json:"name"`
