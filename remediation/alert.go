@@ -1,0 +1,96 @@
+package remediation
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// The alert the receiver acts on, and the label that asks for it.
+const (
+	RemediateLabel = "remediate"
+	PromoteStandby = "promote-standby"
+)
+
+// Alert statuses.
+const (
+	StatusFiring   = "firing"
+	StatusResolved = "resolved"
+)
+
+// Webhook is an Alertmanager webhook notification (version 4). Fields the
+// receiver does not use are kept so that the journal holds what was sent.
+type Webhook struct {
+	Version         string            `json:"version"`
+	GroupKey        string            `json:"groupKey"`
+	TruncatedAlerts int               `json:"truncatedAlerts"`
+	Status          string            `json:"status"`
+	Receiver        string            `json:"receiver"`
+	GroupLabels     map[string]string `json:"groupLabels"`
+	CommonLabels    map[string]string `json:"commonLabels"`
+	ExternalURL     string            `json:"externalURL"`
+	Alerts          []Alert           `json:"alerts"`
+}
+
+// Alert is one alert of a notification.
+type Alert struct {
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+	Fingerprint  string            `json:"fingerprint"`
+}
+
+// Incident identifies one occurrence of an alert: Alertmanager keeps the
+// fingerprint (a hash of the labels) and Prometheus the start time across
+// resends, retries and both members of an HA Alertmanager pair.
+func (a Alert) Incident() string {
+	return a.Fingerprint + "@" + a.StartsAt.UTC().Format(time.RFC3339Nano)
+}
+
+// errPayload marks a notification the receiver refuses (400): a resend would
+// be refused again, so Alertmanager must not retry it.
+var errPayload = errors.New("bad notification")
+
+// decodeWebhook parses a notification strictly: version "4", known statuses,
+// and in every alert the fields the receiver keys on. Unknown fields are
+// allowed: Alertmanager adds fields without changing the version.
+func decodeWebhook(b []byte) (*Webhook, error) {
+	var w Webhook
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&w); err != nil {
+		return nil, fmt.Errorf("%w: %v", errPayload, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: data after the JSON object", errPayload)
+	}
+	if w.Version != "4" {
+		return nil, fmt.Errorf("%w: version %q, want \"4\"", errPayload, w.Version)
+	}
+	if !validStatus(w.Status) {
+		return nil, fmt.Errorf("%w: status %q", errPayload, w.Status)
+	}
+	if w.TruncatedAlerts < 0 {
+		return nil, fmt.Errorf("%w: truncatedAlerts %d", errPayload, w.TruncatedAlerts)
+	}
+	for i, a := range w.Alerts {
+		switch {
+		case !validStatus(a.Status):
+			return nil, fmt.Errorf("%w: alerts[%d].status %q", errPayload, i, a.Status)
+		case a.Fingerprint == "":
+			return nil, fmt.Errorf("%w: alerts[%d] has no fingerprint", errPayload, i)
+		case a.StartsAt.IsZero():
+			return nil, fmt.Errorf("%w: alerts[%d] has no startsAt", errPayload, i)
+		case a.Labels["alertname"] == "":
+			return nil, fmt.Errorf("%w: alerts[%d] has no alertname label", errPayload, i)
+		}
+	}
+	return &w, nil
+}
+
+func validStatus(s string) bool { return s == StatusFiring || s == StatusResolved }

@@ -1,0 +1,701 @@
+// Package remediation is an Alertmanager webhook receiver that promotes a
+// standby IAP server when an active one has failed: exactly once, only after
+// checking for itself, and never making things worse.
+//
+// A notification is journaled (fsynced) before the receiver answers 202; a
+// single worker then takes every alert through the gates, in order:
+// incident already decided → cluster opted in → not paused → cooldown →
+// not blocked by a failed action → fresh re-verification with the exporter's
+// own probes and HA model → cross-site approval → dry-run. Only then does it
+// take a lease in the estate's Redis (through Sentinel), fence the failed
+// server, activate the standby's workers, confirm, and run the site's
+// scripts. Every decision is journaled, logged in the audit log and counted.
+package remediation
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe/iap"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
+)
+
+// ScrapeFunc returns a fresh scrape: the Snapshot and Verdict of the same
+// probes and HA model the exporter serves (internal/exporter.Exporter.Scrape).
+type ScrapeFunc func(ctx context.Context) (*collector.Scrape, error)
+
+// Options configure a Receiver.
+type Options struct {
+	Config *Config
+	// Estate is the exporter's configuration: the IAP servers the receiver
+	// checks and acts on directly, and the Sentinel group of the lease.
+	Estate *config.Config
+	Scrape ScrapeFunc
+	Logger *slog.Logger
+	// Metrics, when set, are shared (the binary registers them once).
+	Metrics *Metrics
+}
+
+// Receiver is the webhook handler and its worker.
+type Receiver struct {
+	cfg     *Config
+	estate  *config.Config
+	scrape  ScrapeFunc
+	logger  *slog.Logger
+	audit   *auditLog
+	metrics *Metrics
+	iap     *iap.Prober
+	lease   *lease
+	journal *Journal
+	holder  string
+
+	// state is read and changed by one goroutine at a time: the worker, or
+	// the caller of Promote in a command-line run.
+	state *state
+
+	wake     chan struct{}
+	lockFile *os.File
+	stop     context.CancelFunc
+	stopped  sync.WaitGroup
+}
+
+// New opens the journal and replays it, and builds the clients. It does not
+// start the worker: Start does, for a serving receiver; Promote needs none.
+func New(opts Options) (*Receiver, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
+	cfg := opts.Config
+	r := &Receiver{
+		cfg: cfg, estate: opts.Estate, scrape: opts.Scrape, logger: opts.Logger, metrics: opts.Metrics,
+		holder: holderID(cfg.Site),
+		state:  newState(),
+		wake:   make(chan struct{}, 1),
+	}
+	var err error
+	if r.iap, err = iap.New(receiverIAP(opts.Estate.IAP, cfg.IAPAuth), opts.Logger); err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(opts.Estate.Redis, func(g config.SentinelGroup) bool { return g.Name == cfg.Lease.Redis })
+	if i < 0 {
+		r.iap.Close()
+		return nil, fmt.Errorf("remediation: the lease's Sentinel group %q is not configured", cfg.Lease.Redis)
+	}
+	if r.lease, err = newLease(opts.Estate.Redis[i], cfg.Lease, r.holder); err != nil {
+		r.iap.Close()
+		return nil, err
+	}
+	if r.audit, err = newAuditLog(opts.Logger, cfg.AuditLogFile); err != nil {
+		r.closeClients()
+		return nil, fmt.Errorf("remediation: audit log: %w", err)
+	}
+	if r.journal, err = OpenJournal(cfg.JournalFile); err != nil {
+		r.closeClients()
+		return nil, fmt.Errorf("remediation: %w", err)
+	}
+	if err := r.catchUp(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// receiverIAP is the IAP section with the receiver's own account, if it has one.
+func receiverIAP(c config.IAP, auth *config.IAPAuth) config.IAP {
+	if auth == nil {
+		return c
+	}
+	c.Auth = *auth
+	c.Servers = slices.Clone(c.Servers)
+	for i := range c.Servers {
+		c.Servers[i].Auth = auth
+	}
+	return c
+}
+
+func holderID(site string) string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s/%s/%d/%s", site, host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Start takes the journal for this process alone, settles the actions a
+// previous run left unfinished, and starts the worker.
+func (r *Receiver) Start() error {
+	f, err := os.OpenFile(r.cfg.JournalFile+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("remediation: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("remediation: another receiver uses the journal %s: %w", r.cfg.JournalFile, err)
+	}
+	r.lockFile = f
+	if err := r.settleInterrupted(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	r.stopped.Add(1)
+	go func() {
+		defer r.stopped.Done()
+		r.work(ctx)
+	}()
+	return nil
+}
+
+// settleInterrupted marks failed every action journaled as started and
+// never finished: the process ended in the middle. It is not resumed, and
+// not run again: it blocks until a person has looked.
+func (r *Receiver) settleInterrupted() error {
+	var recs []record
+	for inc, started := range r.state.inFlight {
+		recs = append(recs, record{Kind: kindFinished, Incident: inc, Cluster: started.Cluster, Plan: started.Plan,
+			Result: ResultInterrupted, Error: "the receiver stopped while the action ran; check the servers, then run `iap_ha_exporter remediation ack`"})
+		r.metrics.actions.WithLabelValues(actionPromote, ResultInterrupted).Inc()
+		r.audit.step(inc, actionPromote, ResultInterrupted, "plan", started.Plan)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := r.journal.Append(context.Background(), recs...); err != nil {
+		return fmt.Errorf("remediation: %w", err)
+	}
+	return r.catchUp()
+}
+
+// Close stops the worker, after the action it may be running, and releases
+// the journal and the clients.
+func (r *Receiver) Close() error {
+	if r.stop != nil {
+		r.stop()
+		r.stopped.Wait()
+	}
+	err := r.journal.Close()
+	if r.lockFile != nil {
+		r.lockFile.Close()
+	}
+	return errors.Join(err, r.closeClients())
+}
+
+func (r *Receiver) closeClients() error {
+	errs := []error{r.iap.Close(), r.lease.close()}
+	if r.audit != nil {
+		errs = append(errs, r.audit.close())
+	}
+	return errors.Join(errs...)
+}
+
+// catchUp applies what was appended to the journal since the last call.
+func (r *Receiver) catchUp() error {
+	recs, err := r.journal.read()
+	for _, rec := range recs {
+		r.state.apply(rec)
+	}
+	r.metrics.show(r.state)
+	return err
+}
+
+// ServeHTTP receives one Alertmanager notification: 202 once it is on disk,
+// 4xx for what a resend cannot fix, 5xx only when it could not be recorded.
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST an Alertmanager notification", http.StatusMethodNotAllowed)
+		return
+	}
+	if !r.authorized(req) {
+		if r.cfg.Auth.BasicAuth.Username != "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="iap_ha_exporter remediation"`)
+		}
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, fmt.Sprintf("notification larger than %d bytes", tooBig.Limit), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "reading the notification: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	hook, err := decodeWebhook(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	id := newID()
+	if err := r.journal.Append(req.Context(), record{Kind: kindNotification, ID: id, Webhook: hook}); err != nil {
+		r.logger.Error("remediation: notification not recorded; Alertmanager will resend it", "err", err)
+		http.Error(w, "notification not recorded", http.StatusInternalServerError)
+		return
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// authorized checks the receiver's own credentials, if it has any (the web
+// config may authenticate too, or instead).
+func (r *Receiver) authorized(req *http.Request) bool {
+	a := r.cfg.Auth
+	switch {
+	case a.BearerToken != "":
+		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+		return ok && subtle.ConstantTimeCompare([]byte(got), []byte(a.BearerToken)) == 1
+	case a.BasicAuth.Username != "":
+		user, pw, ok := req.BasicAuth()
+		return ok && subtle.ConstantTimeCompare([]byte(user), []byte(a.BasicAuth.Username)) == 1 &&
+			subtle.ConstantTimeCompare([]byte(pw), []byte(a.BasicAuth.Password)) == 1
+	}
+	return true
+}
+
+// work processes the journaled notifications one batch at a time. It also
+// wakes every second to read what other processes appended (an ack).
+func (r *Receiver) work(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		err := r.catchUp()
+		if err == nil && len(r.state.pending) > 0 {
+			// Detached: a shutdown waits for a promotion under way.
+			if err = r.processPending(context.WithoutCancel(ctx)); err == nil {
+				continue
+			}
+		}
+		if err != nil {
+			r.logger.Error("remediation: journal", "err", err)
+		}
+		select {
+		case <-r.wake:
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// batch gathers the decisions of the notifications processed together, so
+// that a burst of duplicate deliveries costs one fsync, not one each. The
+// overlay maps hold what the batch decided and the state does not show yet.
+type batch struct {
+	recs     []record
+	done     []string
+	decided  map[string]bool
+	resolved map[string]bool
+}
+
+func newBatch() *batch { return &batch{decided: map[string]bool{}, resolved: map[string]bool{}} }
+
+// flush journals the batch and reads it back into the state.
+func (r *Receiver) flush(ctx context.Context, b *batch) error {
+	recs := b.recs
+	if len(b.done) > 0 {
+		recs = append(recs, record{Kind: kindProcessed, IDs: b.done})
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := r.journal.Append(ctx, recs...); err != nil {
+		return err
+	}
+	*b = *newBatch()
+	return r.catchUp()
+}
+
+func (r *Receiver) processPending(ctx context.Context) error {
+	b := newBatch()
+	for _, n := range slices.Clone(r.state.pending) {
+		hook := n.Webhook
+		if hook.TruncatedAlerts > 0 {
+			r.skip(b, request{}, reasonTruncated, fmt.Sprintf("Alertmanager left %d alerts out of the notification (group %s); no action on a partial view", hook.TruncatedAlerts, hook.GroupKey))
+		} else {
+			for _, a := range hook.Alerts {
+				if err := r.handleAlert(ctx, a, b); err != nil {
+					return err
+				}
+			}
+		}
+		b.done = append(b.done, n.ID)
+	}
+	return r.flush(ctx, b)
+}
+
+// request is one thing to decide: an alert, or a person's promote command.
+type request struct {
+	incident string
+	alert    Alert
+	from, to string // the failed server; the standby a person chose
+	dryRun   bool
+	manual   bool
+}
+
+// handleAlert decides one alert of a notification: act per alert, never on
+// the group's status.
+func (r *Receiver) handleAlert(ctx context.Context, a Alert, b *batch) error {
+	req := request{incident: a.Incident(), alert: a, from: a.Labels["server"], dryRun: *r.cfg.DryRun}
+	switch {
+	case a.Status == StatusResolved:
+		b.resolved[req.incident] = true
+		r.skip(b, req, reasonResolved, "resolved; a promotion under way, if any, goes on")
+		return nil
+	case a.Labels[RemediateLabel] != PromoteStandby:
+		r.skip(b, req, reasonNotRemediable, fmt.Sprintf("alert %s does not carry %s=%q", a.Labels["alertname"], RemediateLabel, PromoteStandby))
+		return nil
+	}
+	_, _, err := r.decide(ctx, req, b)
+	return err
+}
+
+// skip records an alert not acted on.
+func (r *Receiver) skip(b *batch, req request, reason, detail string) {
+	b.recs = append(b.recs, record{Kind: kindDecision, Incident: req.incident, Outcome: reason, Error: detail})
+	if decides(reason) {
+		b.decided[req.incident] = true
+	}
+	r.metrics.skipped.WithLabelValues(reason).Inc()
+	level := slog.LevelInfo
+	switch reason {
+	case reasonUnreachableHere, reasonVeto, reasonLeaseUnavailable, reasonBlocked:
+		level = slog.LevelError // a person must look
+	case reasonVerificationFailed, reasonCrossSite, reasonLeaseHeld:
+		level = slog.LevelWarn
+	}
+	r.audit.decision(level, req.incident, req.from, reason, detail, "manual", req.manual, "alertname", req.alert.Labels["alertname"])
+}
+
+// Outcome of a request that was acted on.
+const outcomePromoted = "promoted"
+
+// decide runs the gates in order and, if every one passes, the action. It
+// returns the outcome (a skip reason, or "promoted") and what it saw.
+func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, string, error) {
+	skip := func(reason, format string, args ...any) (string, string, error) {
+		detail := fmt.Sprintf(format, args...)
+		r.skip(b, req, reason, detail)
+		return reason, detail, nil
+	}
+	inc := req.incident
+	if !req.manual {
+		switch {
+		case r.state.resolved[inc] || b.resolved[inc]:
+			return skip(reasonResolved, "Alertmanager already said this incident is resolved")
+		case r.state.decided[inc] || b.decided[inc]:
+			return skip(reasonDedup, "incident already decided (a resend, a retry or the other Alertmanager)")
+		}
+	}
+	i := slices.IndexFunc(r.estate.IAP.Servers, func(s config.IAPServer) bool { return s.Name == req.from })
+	if i < 0 {
+		return skip(reasonVerificationFailed, "%q is not an IAP server of the configuration", req.from)
+	}
+	cluster := r.estate.IAP.Servers[i].Cluster
+	opt, optedIn := r.cfg.cluster(cluster)
+	if !optedIn {
+		return skip(reasonNotOptedIn, "cluster %s of %s is not listed under clusters", cluster, req.from)
+	}
+	if r.cfg.PauseFile != "" {
+		if _, err := os.Stat(r.cfg.PauseFile); err == nil {
+			return skip(reasonPaused, "paused while %s exists", r.cfg.PauseFile)
+		}
+	}
+	if last, ok := r.state.lastAction[cluster]; ok && time.Since(last) < time.Duration(r.cfg.Cooldown) {
+		return skip(reasonCooldown, "an action in cluster %s started at %s, less than %s ago", cluster, last.Format(time.RFC3339), r.cfg.Cooldown)
+	}
+	if f := r.state.blockedBy; f != nil {
+		return skip(reasonBlocked, "the action of incident %s ended %s at %s (%s); run `iap_ha_exporter remediation ack` after checking", f.Incident, f.Result, f.Time.Format(time.RFC3339), f.Error)
+	}
+	if running, ok := r.state.inFlightIn(cluster); ok {
+		return skip(reasonInProgress, "the action of incident %s runs in cluster %s", running.Incident, cluster)
+	}
+	plan, refused := r.verify(ctx, req)
+	if refused != nil {
+		return skip(refused.reason, "%s", refused.detail)
+	}
+	if plan.CrossSite && !opt.AllowCrossSite {
+		return skip(reasonCrossSite, "the standby %s is in site %s, %s in %s; set allow_cross_site for cluster %s to approve", plan.To, plan.ToSite, plan.From, plan.FromSite, cluster)
+	}
+	if req.dryRun {
+		r.audit.decision(slog.LevelInfo, inc, req.from, reasonDryRun, "dry run: the plan is logged, nothing is done", "plan", plan)
+		b.recs = append(b.recs, record{Kind: kindDecision, Incident: inc, Cluster: cluster, Outcome: reasonDryRun, Plan: plan})
+		b.decided[inc] = true
+		r.metrics.skipped.WithLabelValues(reasonDryRun).Inc()
+		return reasonDryRun, "dry run", nil
+	}
+	return r.act(ctx, req, plan, b)
+}
+
+// verify probes afresh and plans the promotion.
+func (r *Receiver) verify(ctx context.Context, req request) (*Plan, *refusal) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cfg.VerifyTimeout))
+	defer cancel()
+	scrape, err := r.scrape(ctx)
+	if err != nil {
+		return nil, refuse(reasonVerificationFailed, "fresh probes did not finish: %v", err)
+	}
+	direct, err := r.iap.CheckHealth(ctx, req.from)
+	if err != nil {
+		return nil, refuse(reasonVerificationFailed, "%v", err)
+	}
+	plan, refused := planPromotion(r.estate, scrape.Snapshot, req.from, direct, req.to)
+	if refused != nil {
+		return nil, refused
+	}
+	plan.Incident, plan.AlertName = req.incident, req.alert.Labels["alertname"]
+	return plan, nil
+}
+
+// act takes the lease, checks once more under it, and promotes.
+func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (string, string, error) {
+	skip := func(reason, format string, args ...any) (string, string, error) {
+		detail := fmt.Sprintf(format, args...)
+		r.skip(b, req, reason, detail)
+		return reason, detail, nil
+	}
+	// What was decided so far is on disk before anything changes in the estate.
+	if err := r.flush(ctx, b); err != nil {
+		return "", "", err
+	}
+	ok, holder, err := r.lease.acquire(ctx, plan.Cluster)
+	switch {
+	case err != nil:
+		return skip(reasonLeaseUnavailable, "the lease in Redis %s could not be asked for: %v; no action without it", r.cfg.Lease.Redis, err)
+	case !ok:
+		return skip(reasonLeaseHeld, "receiver %s holds the lease of cluster %s", holder, plan.Cluster)
+	}
+	defer func() {
+		if err := r.lease.release(context.WithoutCancel(ctx), plan.Cluster); err != nil {
+			r.logger.Warn("remediation: the lease was not released; it expires by itself", "ttl", r.cfg.Lease.TTL, "err", err)
+		}
+	}()
+	// Under the lease: another receiver may have acted while we verified.
+	fresh, refused := r.verify(ctx, request{incident: req.incident, alert: req.alert, from: req.from, to: plan.To})
+	if refused != nil {
+		return skip(refused.reason, "under the lease: %s", refused.detail)
+	}
+	*plan = *fresh
+	taken, by, err := r.lease.claim(ctx, req.incident)
+	switch {
+	case err != nil:
+		return skip(reasonLeaseUnavailable, "the incident could not be claimed in Redis %s: %v", r.cfg.Lease.Redis, err)
+	case !taken:
+		return skip(reasonDedup, "receiver %s already took this incident", by)
+	}
+
+	if scripts := r.cfg.Scripts.PreCheck; len(scripts) > 0 {
+		runs := runScripts(ctx, scripts, time.Duration(r.cfg.Scripts.Timeout), scriptEnv(actionPreCheck, req.alert, plan, false))
+		failed := r.auditScripts(req.incident, actionPreCheck, runs)
+		if failed != nil {
+			return skip(reasonVeto, "pre-check %s vetoed: %v", failed.Script, failed.Err)
+		}
+	}
+
+	if err := r.journal.Append(ctx, record{Kind: kindStarted, Incident: req.incident, Cluster: plan.Cluster, Plan: plan}); err != nil {
+		r.metrics.actions.WithLabelValues(actionPromote, ResultFailure).Inc()
+		r.audit.step(req.incident, actionPromote, ResultFailure, "error", "not started: the journal failed: "+err.Error())
+		return "", "", err
+	}
+	if err := r.catchUp(); err != nil {
+		return "", "", err
+	}
+	r.audit.decision(slog.LevelWarn, req.incident, req.from, outcomePromoted, "promoting", "plan", plan, "manual", req.manual)
+
+	result, stepErr := ResultSuccess, r.promote(ctx, req, plan)
+	finished := record{Kind: kindFinished, Incident: req.incident, Cluster: plan.Cluster, Plan: plan, Result: result}
+	if stepErr != nil {
+		finished.Result, finished.Error = ResultFailure, stepErr.Error()
+	}
+	r.metrics.actions.WithLabelValues(actionPromote, finished.Result).Inc()
+	r.audit.step(req.incident, actionPromote, finished.Result, "plan", plan, "error", finished.Error)
+	if err := r.journal.Append(ctx, finished); err != nil {
+		return "", "", err
+	}
+	if err := r.catchUp(); err != nil {
+		return "", "", err
+	}
+	if stepErr != nil {
+		return ResultFailure, stepErr.Error(), nil
+	}
+	return outcomePromoted, fmt.Sprintf("%s promoted in place of %s", plan.To, plan.From), nil
+}
+
+// promote runs the steps. Each is idempotent: activating a worker that runs
+// changes nothing, so a second receiver or a person repeating them is safe.
+func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
+	step := func(action, result string, attrs ...any) {
+		r.metrics.actions.WithLabelValues(action, result).Inc()
+		r.audit.step(req.incident, action, result, attrs...)
+	}
+	// Fence first: a failed server that still answers must not go on
+	// working tasks beside its replacement.
+	h, _ := r.iap.CheckHealth(ctx, plan.From)
+	if h.Answered {
+		if err := r.iap.Deactivate(ctx, plan.From); err != nil {
+			step(actionFence, ResultFailure, "server", plan.From, "error", err)
+			return fmt.Errorf("fencing %s, which still answers: %w", plan.From, err)
+		}
+		step(actionFence, ResultSuccess, "server", plan.From)
+	} else {
+		step(actionFence, resultUnreachable, "server", plan.From, "detail", h.Reason)
+	}
+
+	if err := r.iap.Activate(ctx, plan.To); err != nil {
+		step(actionActivate, ResultFailure, "server", plan.To, "error", err)
+		return fmt.Errorf("activating %s: %w", plan.To, err)
+	}
+	step(actionActivate, ResultSuccess, "server", plan.To)
+
+	if err := r.confirm(ctx, plan.To); err != nil {
+		step(actionConfirm, ResultFailure, "server", plan.To, "error", err)
+		return fmt.Errorf("confirming %s: %w", plan.To, err)
+	}
+	step(actionConfirm, ResultSuccess, "server", plan.To)
+
+	if scripts := r.cfg.Scripts.PostPromotion[plan.ToSite]; len(scripts) > 0 {
+		runs := runScripts(ctx, scripts, time.Duration(r.cfg.Scripts.Timeout), scriptEnv(actionPostPromotion, req.alert, plan, false))
+		if failed := r.auditScripts(req.incident, actionPostPromotion, runs); failed != nil {
+			return fmt.Errorf("post-promotion script %s: %w", failed.Script, failed.Err)
+		}
+	}
+	return nil
+}
+
+// confirm waits until workers/status shows the standby's workers running.
+func (r *Receiver) confirm(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cfg.ConfirmTimeout))
+	defer cancel()
+	for {
+		task, job, err := r.iap.Workers(ctx, name)
+		if err == nil && task == topology.True && job != topology.False {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("task worker %s, job worker %s", running(task), running(job))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not confirmed within %s: %w", r.cfg.ConfirmTimeout, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func running(t topology.Tristate) string {
+	switch t {
+	case topology.True:
+		return "running"
+	case topology.False:
+		return "stopped"
+	}
+	return "unknown"
+}
+
+// auditScripts logs each run with its output and returns the failed one.
+func (r *Receiver) auditScripts(incident, action string, runs []scriptRun) *scriptRun {
+	for i, run := range runs {
+		result := ResultSuccess
+		if run.Err != nil {
+			result = ResultFailure
+		}
+		r.metrics.actions.WithLabelValues(action, result).Inc()
+		r.audit.step(incident, action, result, "script", run.Script, "output", run.Output, "error", run.Err)
+		if run.Err != nil {
+			return &runs[i]
+		}
+	}
+	return nil
+}
+
+// Promote runs, for a person, the promotion of a standby in place of the
+// failed server from: the same gates as an alert, less the dedup (each
+// request is an incident of its own), and the person's dryRun instead of the
+// file's. to may be empty: the receiver chooses as it would for an alert.
+func (r *Receiver) Promote(ctx context.Context, from, to string, dryRun bool) (outcome, detail string, err error) {
+	if err := r.catchUp(); err != nil {
+		return "", "", err
+	}
+	req := request{
+		incident: fmt.Sprintf("manual:%s:%s", from, time.Now().UTC().Format(time.RFC3339Nano)),
+		alert:    Alert{Status: StatusFiring, Labels: map[string]string{"alertname": "manual", "server": from}, StartsAt: time.Now()},
+		from:     from, to: to, dryRun: dryRun, manual: true,
+	}
+	b := newBatch()
+	outcome, detail, err = r.decide(ctx, req, b)
+	if ferr := r.flush(ctx, b); err == nil {
+		err = ferr
+	}
+	return outcome, detail, err
+}
+
+// Ack records in the journal at path that a person has looked at the failed
+// action that blocks; a running receiver reads it within a second. It
+// reports the failure acknowledged, or an error when nothing blocks.
+func Ack(ctx context.Context, journalPath, by, note string) (string, error) {
+	j, err := OpenJournal(journalPath)
+	if err != nil {
+		return "", err
+	}
+	defer j.Close()
+	s := newState()
+	recs, err := j.read()
+	if err != nil {
+		return "", err
+	}
+	for _, rec := range recs {
+		s.apply(rec)
+	}
+	if s.blockedBy == nil {
+		return "", errors.New("remediation is not blocked: nothing to acknowledge")
+	}
+	f := s.blockedBy
+	if err := j.Append(ctx, record{Kind: kindAck, By: by, Note: note}); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("incident %s (%s → %s) ended %s at %s: %s", f.Incident, planFrom(f.Plan), planTo(f.Plan), f.Result, f.Time.Format(time.RFC3339), f.Error), nil
+}
+
+func planFrom(p *Plan) string {
+	if p == nil {
+		return "?"
+	}
+	return p.From
+}
+
+func planTo(p *Plan) string {
+	if p == nil {
+		return "?"
+	}
+	return p.To
+}
+
+func dirOf(path string) string { return filepath.Dir(path) }
