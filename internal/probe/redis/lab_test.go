@@ -57,18 +57,17 @@ func waitFor(t *testing.T, p *Prober, timeout time.Duration, cond func(topology.
 	return g
 }
 
-// failuresTolerated is DESIGN.md's Redis formula, to show that the probe
-// gives the HA model its inputs: the smaller of reachable Sentinels −
-// max(quorum, majority of Sentinels) and healthyReplicas.
+// failuresTolerated is what the HA model makes of the probed group: the
+// smaller of reachable Sentinels − max(quorum, majority of Sentinels) and
+// the promotable replicas; -1 when the model cannot judge it.
 func failuresTolerated(g topology.SentinelGroup) int {
-	reachable, known := 0, 0
-	for _, v := range g.Sentinels {
-		if v.Up {
-			reachable++
-			known = max(known, v.KnownSentinels)
+	v := topology.Evaluate(&config.Config{}, &topology.Snapshot{Redis: []topology.SentinelGroup{g}})
+	for _, c := range v.Components {
+		if c.Component == topology.ComponentRedis {
+			return c.FailuresTolerated
 		}
 	}
-	return max(0, min(reachable-max(g.Quorum, known/2+1), healthyReplicas(g)))
+	return -1
 }
 
 // healthyReplicas counts the replicas a failover could promote: answering,
@@ -164,13 +163,15 @@ func TestLabHealthyGroup(t *testing.T) {
 	}
 }
 
+// Five Sentinels (quorum 3) so that the Sentinel side (5 − 3 = 2) does not
+// bound failures tolerated and the replicas' drop shows.
 func TestLabMasterKilled(t *testing.T) {
 	t.Parallel()
-	g := startGroup(t, lab.SentinelOptions{})
+	g := startGroup(t, lab.SentinelOptions{Sentinels: 5, Quorum: 3})
 	p := labProber(t, g.Config("dc1"))
 	before := waitFor(t, p, 10*time.Second, settled(2))
-	if ft, n := failuresTolerated(before), healthyReplicas(before); ft != 1 || n != 2 {
-		t.Fatalf("before the kill: failures tolerated %d, promotable replicas %d; want 1 and 2", ft, n)
+	if ft, n := failuresTolerated(before), healthyReplicas(before); ft != 2 || n != 2 {
+		t.Fatalf("before the kill: failures tolerated %d, promotable replicas %d; want 2 and 2", ft, n)
 	}
 
 	old, err := g.KillMaster()
@@ -191,8 +192,7 @@ func TestLabMasterKilled(t *testing.T) {
 	if n := node(after, old); n.Up || n.Error == "" {
 		t.Errorf("old master %+v, want down with an error", n)
 	}
-	// With 3 Sentinels and quorum 2 the Sentinel term (1) bounds failures
-	// tolerated; the data side drops from 2 promotable replicas to 1.
+	// The data side drops from 2 promotable replicas to 1.
 	if n := healthyReplicas(after); n != 1 {
 		t.Errorf("%d promotable replicas with the old master dead, want 1", n)
 	}
@@ -209,6 +209,9 @@ func TestLabMasterKilled(t *testing.T) {
 	}
 	if n := healthyReplicas(back); n != 2 {
 		t.Errorf("%d promotable replicas after the old master returned, want 2", n)
+	}
+	if ft := failuresTolerated(back); ft != 2 {
+		t.Errorf("failures tolerated %d after the old master returned, want 2 again", ft)
 	}
 }
 
@@ -248,7 +251,7 @@ func TestLabTwoSentinelsKilled(t *testing.T) {
 
 func TestLabReplicaKilled(t *testing.T) {
 	t.Parallel()
-	g := startGroup(t, lab.SentinelOptions{})
+	g := startGroup(t, lab.SentinelOptions{Sentinels: 5, Quorum: 3})
 	p := labProber(t, g.Config("dc1"))
 	before := waitFor(t, p, 10*time.Second, settled(2))
 
@@ -262,6 +265,9 @@ func TestLabReplicaKilled(t *testing.T) {
 	}
 	if a, b := healthyReplicas(got), healthyReplicas(before); a != 1 || b != 2 {
 		t.Errorf("promotable replicas %d after the kill, %d before; want 1 and 2", a, b)
+	}
+	if a, b := failuresTolerated(got), failuresTolerated(before); a != 1 || b != 2 {
+		t.Errorf("failures tolerated %d after the kill, %d before; want 1 and 2", a, b)
 	}
 }
 
