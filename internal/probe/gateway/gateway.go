@@ -38,7 +38,8 @@ const (
 	// maxPages bounds paging, against a gateway that ignores offset.
 	maxPages = 1000
 	// maxBody bounds what is read of one answer (a page of devices with
-	// their variables can be large).
+	// their variables can be large); a larger one is an error, never read
+	// whole.
 	maxBody = 32 << 20
 )
 
@@ -363,9 +364,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(b) > maxBody {
+		return nil, fmt.Errorf("%s %s: answer larger than the %d MiB limit", method, path, maxBody>>20)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, statusError{code: resp.StatusCode, message: truncate(errorMessage(b), 200)}

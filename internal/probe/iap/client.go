@@ -18,7 +18,9 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
-// maxBody bounds what is read of any answer.
+// maxBody bounds what is read of any answer: a larger one is an error,
+// never read whole (the largest real answer, a page of 25 adapters, is a few
+// kilobytes).
 const maxBody = 16 << 20
 
 const userAgent = "iap_ha_exporter"
@@ -91,9 +93,12 @@ func (s *server) do(ctx context.Context, method, path string, body io.Reader, he
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: reading the answer: %w", method, p, err)
+	}
+	if len(b) > maxBody {
+		return nil, nil, fmt.Errorf("%s %s: answer larger than the %d MiB limit", method, p, maxBody>>20)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return b, resp, &statusError{Method: method, Path: p, Code: resp.StatusCode, Message: decodeMessage(b)}

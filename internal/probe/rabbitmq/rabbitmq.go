@@ -307,7 +307,11 @@ type boundTransport struct {
 func (t boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(t.ctx)
 	r.Close = false
-	return t.base.RoundTrip(r)
+	res, err := t.base.RoundTrip(r)
+	if err == nil {
+		res.Body = limitBody(res.Body, maxAnswer)
+	}
+	return res, err
 }
 
 // get sends a GET request to the management API through the pooled
@@ -326,11 +330,16 @@ func (c *Client) get(ctx context.Context, endpoint, path, query string, read fun
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", path, res.Status)
 	}
-	if err := read(res.Body); err != nil {
+	limit := int64(maxAnswer)
+	if path == "queues" {
+		limit = maxQueuesAnswer
+	}
+	body := limitBody(res.Body, limit)
+	if err := read(body); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	// Drain what is left, so the connection goes back to the pool.
-	_, _ = io.Copy(io.Discard, res.Body)
+	_, _ = io.Copy(io.Discard, body)
 	return nil
 }
 
