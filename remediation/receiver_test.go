@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -79,7 +80,8 @@ func (e *estate) config(t *testing.T, urls map[string]string) *config.Config {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("sites: [{name: dc1, role: active}, {name: dc2, role: standby}]\n")
-	b.WriteString("iap:\n  auth: {username: admin, password_file: iap-password}\n  servers:\n")
+	// Generous timeouts: a busy test machine must not make a healthy standby look down.
+	b.WriteString("iap:\n  health_timeout: 5s\n  timeout: 10s\n  auth: {username: admin, password_file: iap-password}\n  servers:\n")
 	for _, s := range e.sim.Servers() {
 		url := s.URL()
 		if u, ok := urls[s.Name()]; ok {
@@ -228,6 +230,9 @@ func outcomes(recs []record) []string {
 		switch r.Kind {
 		case kindDecision:
 			out = append(out, fmt.Sprintf("%s: %s", serverOf(r.Incident), r.Outcome))
+			if r.Outcome == reasonVerificationFailed {
+				log.Printf("%s: %s", serverOf(r.Incident), r.Error) // says why, should a test fail on it
+			}
 		case kindFinished:
 			out = append(out, fmt.Sprintf("%s: %s %s → %s", serverOf(r.Incident), r.Result, r.Plan.From, r.Plan.To))
 		}
