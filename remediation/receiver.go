@@ -395,8 +395,11 @@ func (r *Receiver) skip(b *batch, req request, reason, detail string) {
 	r.audit.decision(level, req.incident, req.from, reason, detail, "manual", req.manual, "alertname", req.alert.Labels["alertname"])
 }
 
-// Outcome of a request that was acted on.
-const outcomePromoted = "promoted"
+// Outcomes of a person's Promote besides the skip reasons.
+const (
+	OutcomePromoted = "promoted"
+	OutcomeDryRun   = reasonDryRun
+)
 
 // decide runs the gates in order and, if every one passes, the action. It
 // returns the outcome (a skip reason, or "promoted") and what it saw.
@@ -528,7 +531,7 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	if err := r.catchUp(); err != nil {
 		return "", "", err
 	}
-	r.audit.decision(slog.LevelWarn, req.incident, req.from, outcomePromoted, "promoting", "plan", plan, "manual", req.manual)
+	r.audit.decision(slog.LevelWarn, req.incident, req.from, OutcomePromoted, "promoting", "plan", plan, "manual", req.manual)
 
 	result, stepErr := ResultSuccess, r.promote(ctx, req, plan)
 	finished := record{Kind: kindFinished, Incident: req.incident, Cluster: plan.Cluster, Plan: plan, Result: result}
@@ -546,7 +549,7 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	if stepErr != nil {
 		return ResultFailure, stepErr.Error(), nil
 	}
-	return outcomePromoted, fmt.Sprintf("%s promoted in place of %s", plan.To, plan.From), nil
+	return OutcomePromoted, fmt.Sprintf("%s promoted in place of %s", plan.To, plan.From), nil
 }
 
 // promote runs the steps. Each is idempotent: activating a worker that runs

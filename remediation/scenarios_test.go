@@ -467,7 +467,7 @@ func TestCrossSiteNeedsApproval(t *testing.T) {
 	if got := e.activations(); len(got) != 0 {
 		t.Fatalf("a dry run activated %v", got)
 	}
-	if outcome, detail, err := person.Promote(ctx, "iap-dc1-1", "iap-dc2-1", false); err != nil || outcome != outcomePromoted {
+	if outcome, detail, err := person.Promote(ctx, "iap-dc1-1", "iap-dc2-1", false); err != nil || outcome != OutcomePromoted {
 		t.Fatalf("promote: %s (%s), %v", outcome, detail, err)
 	}
 	if task, job := e.sim.Server("iap-dc2-1").Workers(); !task || !job {

@@ -50,6 +50,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		defaultTimeout = app.Flag("scrape.default-timeout", "Scrape deadline when the request carries no X-Prometheus-Scrape-Timeout-Seconds header.").
 				Default("10s").Duration()
 		toolkitFlags = kingpinflag.AddFlags(app, defaultPort)
+		remFlags     = addRemediationFlags(app)
 	)
 	promslogConfig := &promslog.Config{}
 	flag.AddFlags(app, promslogConfig)
@@ -57,7 +58,8 @@ func run(args []string, stdout, stderr *os.File) int {
 	app.HelpFlag.Short('h')
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
-	if _, err := app.Parse(args); err != nil {
+	command, err := app.Parse(args)
+	if err != nil {
 		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
 		return 2
 	}
@@ -70,13 +72,17 @@ func run(args []string, stdout, stderr *os.File) int {
 	logger := promslog.New(promslogConfig)
 	logger.Info("starting iap_ha_exporter", "version", version.Info(), "build_context", version.BuildContext())
 
-	exp, err := exporter.New(exporter.Options{
+	opts := exporter.Options{
 		ConfigFile:          *configFile,
 		DefaultTimeout:      *defaultTimeout,
 		TimeoutOffset:       *timeoutOffset,
 		MaxRequestsInFlight: *maxRequests,
 		Logger:              logger,
-	})
+	}
+	if code, handled := remFlags.run(command, opts, stdout, stderr); handled {
+		return code
+	}
+	exp, err := exporter.New(opts)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1
@@ -117,6 +123,13 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 		mux.Handle("/", landing)
 	}
+
+	stopRemediation, err := remFlags.serve(exp, mux, toolkitFlags, logger)
+	if err != nil {
+		logger.Error("cannot start the remediation receiver", "err", err)
+		return 1
+	}
+	defer stopRemediation()
 
 	server := &http.Server{Handler: mux, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
 	if err := web.ListenAndServe(server, toolkitFlags, logger); err != nil {

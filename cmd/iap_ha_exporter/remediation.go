@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/user"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/internal/exporter"
+	"github.com/iapha/iap_ha_exporter/remediation"
+)
+
+// remediationPath is where the webhook listens, on either listen address.
+const remediationPath = "/remediation/alertmanager"
+
+// remediationFlags are the remediation receiver's flags and commands.
+type remediationFlags struct {
+	configFile, listenAddress *string
+	insecure                  *bool
+
+	ack            *kingpin.CmdClause
+	ackBy, ackNote *string
+	promote        *kingpin.CmdClause
+	promoteFrom    *string
+	promoteTo      *string
+	promoteDryRun  *bool
+}
+
+func addRemediationFlags(app *kingpin.Application) *remediationFlags {
+	f := &remediationFlags{
+		configFile: app.Flag("remediation.config.file", "Remediation receiver configuration; the receiver is off without it.").
+			Default("").String(),
+		listenAddress: app.Flag("remediation.listen-address", "Serve the remediation webhook on this address of its own, behind the same web config (default: on the metrics listener, path "+remediationPath+").").
+			Default("").String(),
+		insecure: app.Flag("remediation.insecure-unauthenticated-webhook", "DANGEROUS: serve the remediation webhook although nothing authenticates it, so that anyone who reaches it can have an IAP server promoted.").
+			Bool(),
+	}
+	app.Command("serve", "Serve the metrics, and the remediation webhook with --remediation.config.file (the default command).").Default()
+	f.ack = app.Command("remediation", "Remediation receiver commands.").
+		Command("ack", "Acknowledge the failed remediation that blocks the receiver, after checking the servers.")
+	f.ackBy = f.ack.Flag("by", "Who acknowledges (default: the user running the command).").String()
+	f.ackNote = f.ack.Flag("note", "What was checked or done.").String()
+	f.promote = app.Command("promote", "Promote a standby IAP server in place of a failed active one, through the receiver's gates.")
+	f.promoteFrom = f.promote.Flag("from", "The failed active server.").Required().String()
+	f.promoteTo = f.promote.Flag("to", "The standby to promote (default: the one the receiver would choose).").String()
+	f.promoteDryRun = f.promote.Flag("dry-run", "Check every gate and print the plan; change nothing.").Bool()
+	return f
+}
+
+// run handles the remediation commands; handled is false for any other.
+func (f *remediationFlags) run(command string, opts exporter.Options, stdout, stderr *os.File) (code int, handled bool) {
+	switch command {
+	case f.ack.FullCommand():
+		return f.runAck(opts, stdout, stderr), true
+	case f.promote.FullCommand():
+		return f.runPromote(opts, stdout, stderr), true
+	}
+	return 0, false
+}
+
+func (f *remediationFlags) runAck(opts exporter.Options, stdout, stderr *os.File) int {
+	exp, cfg, err := f.load(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
+		return 1
+	}
+	exp.Close()
+	by := *f.ackBy
+	if u, err := user.Current(); by == "" && err == nil {
+		by = u.Username
+	}
+	acked, err := remediation.Ack(context.Background(), cfg.JournalFile, by, *f.ackNote)
+	if err != nil {
+		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "acknowledged: %s\nthe receiver unblocks within a second\n", acked)
+	return 0
+}
+
+func (f *remediationFlags) runPromote(opts exporter.Options, stdout, stderr *os.File) int {
+	exp, cfg, err := f.load(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
+		return 1
+	}
+	defer exp.Close()
+	r, err := remediation.New(remediation.Options{Config: cfg, Estate: exp.Config(), Scrape: scrapeOf(exp), Logger: opts.Logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
+		return 1
+	}
+	defer r.Close()
+	outcome, detail, err := r.Promote(context.Background(), *f.promoteFrom, *f.promoteTo, *f.promoteDryRun)
+	if err != nil {
+		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", outcome, detail)
+	if outcome != remediation.OutcomePromoted && !(*f.promoteDryRun && outcome == remediation.OutcomeDryRun) {
+		return 1
+	}
+	return 0
+}
+
+// load builds the exporter (its configuration and probes) and reads the
+// remediation file against that configuration.
+func (f *remediationFlags) load(opts exporter.Options) (*exporter.Exporter, *remediation.Config, error) {
+	if *f.configFile == "" {
+		return nil, nil, errors.New("--remediation.config.file is required")
+	}
+	exp, err := exporter.New(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := remediation.Load(*f.configFile, exp.Config())
+	if err != nil {
+		exp.Close()
+		return nil, nil, fmt.Errorf("%s: %w", *f.configFile, err)
+	}
+	return exp, cfg, nil
+}
+
+func scrapeOf(exp *exporter.Exporter) remediation.ScrapeFunc {
+	return func(ctx context.Context) (*collector.Scrape, error) {
+		s, _, err := exp.Scrape(ctx)
+		return s, err
+	}
+}
+
+// serve starts the receiver when configured: on mux, or on a listener of
+// its own behind the same web config. The returned func stops it.
+func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, toolkit *web.FlagConfig, logger *slog.Logger) (func(), error) {
+	if *f.configFile == "" {
+		return func() {}, nil
+	}
+	cfg, err := remediation.Load(*f.configFile, exp.Config())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", *f.configFile, err)
+	}
+	if err := remediation.CheckAuthentication(cfg, *toolkit.WebConfigFile, *f.insecure); err != nil {
+		return nil, err
+	}
+	if *f.insecure {
+		logger.Warn("THE REMEDIATION WEBHOOK ACCEPTS UNAUTHENTICATED NOTIFICATIONS: anyone who reaches it can have an IAP server promoted")
+	}
+	metrics := remediation.NewMetrics()
+	if err := exp.Registry().Register(metrics); err != nil {
+		return nil, err
+	}
+	r, err := remediation.New(remediation.Options{Config: cfg, Estate: exp.Config(), Scrape: scrapeOf(exp), Logger: logger, Metrics: metrics})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Start(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	logger.Info("remediation receiver started", "path", remediationPath, "dry_run", *cfg.DryRun, "site", cfg.Site)
+	if *f.listenAddress == "" {
+		mux.Handle(remediationPath, r)
+		return func() { r.Close() }, nil
+	}
+	own := http.NewServeMux()
+	own.Handle(remediationPath, r)
+	server := &http.Server{Handler: own, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
+	systemd := false
+	go func() {
+		err := web.ListenAndServe(server, &web.FlagConfig{
+			WebListenAddresses: &[]string{*f.listenAddress},
+			WebSystemdSocket:   &systemd,
+			WebConfigFile:      toolkit.WebConfigFile,
+		}, logger)
+		if !errors.Is(err, http.ErrServerClosed) {
+			// Alertmanager cannot reach a receiver that does not listen:
+			// stop, as the exporter does when its own listener fails.
+			logger.Error("remediation listener stopped", "err", err)
+			os.Exit(1)
+		}
+	}()
+	return func() { server.Close(); r.Close() }, nil
+}

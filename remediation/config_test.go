@@ -1,0 +1,51 @@
+package remediation
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
+)
+
+func TestExampleConfig(t *testing.T) {
+	estate, err := config.Load("../examples/ha6.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load("../examples/remediation.yml", estate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !*cfg.DryRun || cfg.Site != "dc2" || cfg.Auth.BearerToken == "" || time.Duration(cfg.Lease.TTL) != 5*time.Minute {
+		t.Errorf("loaded %+v", cfg)
+	}
+	if c, ok := cfg.cluster("dc1"); !ok || !c.AllowCrossSite {
+		t.Errorf("cluster dc1: %+v %v", c, ok)
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	estate, err := config.Load("../examples/ha6.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, yaml, want string }{
+		{"unknown field", "site: dc2\njournal_file: j\nlease: {redis: dc2}\ncooldwn: 1m\n", `cooldwn (line 4): unknown field "cooldwn" (did you mean "cooldown"?)`},
+		{"no journal", "site: dc2\nlease: {redis: dc2}\n", "journal_file: is required"},
+		{"unknown site", "site: dc9\njournal_file: j\nlease: {redis: dc2}\n", `site (line 1): must name a site of the exporter's configuration, not "dc9"`},
+		{"no lease", "site: dc2\njournal_file: j\n", "lease.redis: must name a Sentinel group"},
+		{"unknown cluster", "site: dc2\njournal_file: j\nlease: {redis: dc2}\nclusters: [{name: dc7}]\n", `clusters[0].name (line 4): no IAP server of the exporter's configuration is in cluster "dc7"`},
+		{"missing script", "site: dc2\njournal_file: j\nlease: {redis: dc2}\nscripts: {pre_check: [nope.sh]}\n", "scripts.pre_check[0]"},
+		{"both auths", "site: dc2\njournal_file: j\nlease: {redis: dc2}\nauth: {bearer_token_env: PATH, basic_auth: {username: am, password_file: secrets/iap-password}}\n", "auth (line 4): set either a bearer token or basic_auth"},
+		{"wrong type", "site: dc2\njournal_file: j\nlease: {redis: dc2}\ndry_run: maybe\n", "dry_run (line 4)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "../examples", estate)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
