@@ -5,5 +5,6 @@
 package tools
 
 import (
+	_ "github.com/prometheus/prometheus/cmd/promtool"
 	_ "honnef.co/go/tools/cmd/staticcheck"
 )

@@ -1,0 +1,157 @@
+package rules
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/promql/parser"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/exporter"
+	"github.com/iapha/iap_ha_exporter/remediation"
+)
+
+// scrapeLabels are added by Prometheus to every series it scrapes;
+// exported_instance is the exporter's own `instance` label (Redis data
+// nodes) renamed because it clashes with the target's.
+var scrapeLabels = []string{"job", "instance", "exported_instance"}
+
+type ruleFile struct {
+	Groups []struct {
+		Name  string
+		Rules []struct {
+			Record, Alert, Expr string
+		}
+	}
+}
+
+// TestRulesUseRegisteredMetrics parses every rule expression and checks that
+// each series it selects is a metric the exporter registers, with label
+// names it has, or a recording rule of the pack.
+func TestRulesUseRegisteredMetrics(t *testing.T) {
+	registered := registeredMetrics(t)
+	recorded := map[string]bool{}
+	var exprs []struct{ rule, expr string }
+	for _, f := range ruleFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rf ruleFile
+		if err := yaml.Unmarshal(b, &rf); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				if r.Record != "" {
+					recorded[r.Record] = true
+				}
+				exprs = append(exprs, struct{ rule, expr string }{r.Record + r.Alert, r.Expr})
+			}
+		}
+	}
+	if len(exprs) < 40 {
+		t.Fatalf("only %d rules read from %v", len(exprs), ruleFiles)
+	}
+
+	p := parser.NewParser(parser.Options{})
+	for _, e := range exprs {
+		expr, err := p.ParseExpr(e.expr)
+		if err != nil {
+			t.Errorf("%s: %v", e.rule, err)
+			continue
+		}
+		parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+			vs, ok := node.(*parser.VectorSelector)
+			if !ok {
+				return nil
+			}
+			switch labels, ok := registered[vs.Name]; {
+			case recorded[vs.Name]:
+			case !ok:
+				t.Errorf("%s uses %s, which neither the exporter registers nor a recording rule records", e.rule, vs.Name)
+			default:
+				for _, m := range vs.LabelMatchers {
+					if m.Name != "__name__" && !slices.Contains(labels, m.Name) && !slices.Contains(scrapeLabels, m.Name) {
+						t.Errorf("%s selects %s by label %q; it has only %v", e.rule, vs.Name, m.Name, labels)
+					}
+				}
+			}
+			return nil
+		})
+	}
+}
+
+var descRE = regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}`)
+
+// registeredMetrics maps every iap_ha_ metric the binary can serve to its
+// label names: the descriptors of every collector, built from the HA-6
+// example (one target of every kind), the exporter's own metrics and the
+// remediation receiver's.
+func registeredMetrics(t *testing.T) map[string][]string {
+	t.Helper()
+	logger := promslog.NewNopLogger()
+	cfg, err := config.Load("../examples/ha6.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraper, err := collector.NewScraper(cfg, logger, collector.Names()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scraper.Close()
+	if got, want := scraper.Collectors(), collector.Names(); !slices.Equal(got, want) {
+		t.Fatalf("collectors built from examples/ha6.yml: %v, want every one of %v", got, want)
+	}
+
+	metrics := map[string][]string{}
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		scraper.Describe(ch)
+		remediation.NewMetrics().Describe(ch)
+		close(ch)
+	}()
+	for d := range ch {
+		m := descRE.FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("unreadable descriptor %s", d)
+		}
+		metrics[m[1]] = strings.FieldsFunc(m[2], func(r rune) bool { return r == ',' })
+	}
+
+	e, err := exporter.New(exporter.Options{ConfigFile: "../examples/ha6.yml", Collectors: []string{"topology"}, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	mfs, err := e.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "iap_ha_") {
+			continue
+		}
+		var labels []string
+		for _, lp := range mf.GetMetric()[0].GetLabel() {
+			labels = append(labels, lp.GetName())
+		}
+		metrics[mf.GetName()] = labels
+	}
+
+	names := make([]string, 0, len(metrics))
+	for n := range metrics {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	t.Logf("%d metrics registered: %v", len(names), names)
+	return metrics
+}
