@@ -50,7 +50,7 @@ type estate struct {
 	dir string
 }
 
-func startEstate(t *testing.T) *estate {
+func startEstate(t testing.TB) *estate {
 	t.Helper()
 	sim, err := iapsim.Start(iapsim.Topology{
 		Users: map[string]string{"admin": testPassword},
@@ -76,7 +76,7 @@ func startEstate(t *testing.T) *estate {
 
 // config is the exporter's configuration of the estate; urls replaces the
 // URL of a server, as the receiver's own network may see it.
-func (e *estate) config(t *testing.T, urls map[string]string) *config.Config {
+func (e *estate) config(t testing.TB, urls map[string]string) *config.Config {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("sites: [{name: dc1, role: active}, {name: dc2, role: standby}]\n")
@@ -105,7 +105,7 @@ func (e *estate) config(t *testing.T, urls map[string]string) *config.Config {
 }
 
 // scraper is the exporter's fresh view: the same collectors and HA model.
-func scraper(t *testing.T, cfg *config.Config) ScrapeFunc {
+func scraper(t testing.TB, cfg *config.Config) ScrapeFunc {
 	t.Helper()
 	s, err := collector.NewScraper(cfg, slog.New(slog.DiscardHandler), "iap", "sentinel")
 	if err != nil {
@@ -125,7 +125,7 @@ type receiver struct {
 // remediationYAML is the receiver's file: acting (not dry-run), the lab's
 // Redis for the lease under a key prefix of the test's own; extra lines
 // are appended.
-func remediationYAML(t *testing.T, site, extra string) string {
+func remediationYAML(t testing.TB, site, extra string) string {
 	return fmt.Sprintf(`site: %s
 dry_run: false
 auth: {bearer_token_file: token}
@@ -137,7 +137,7 @@ clusters: [{name: prod}]
 %s`, site, site, t.Name(), extra)
 }
 
-func (e *estate) startReceiver(t *testing.T, yaml string, own, truth *config.Config) *receiver {
+func (e *estate) startReceiver(t testing.TB, yaml string, own, truth *config.Config) *receiver {
 	t.Helper()
 	cfg, err := Parse([]byte(yaml), e.dir, own)
 	if err != nil {
