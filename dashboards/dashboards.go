@@ -21,12 +21,12 @@ const Tag = "iap-ha"
 
 // builders lists every dashboard in the order of the links menu.
 var builders = []func() *dashboard.DashboardBuilder{
-	overview,
-	iapServers,
-	mongodbReplicaSet,
-	redisSentinel,
-	rabbitmq,
-	remediation,
+	overviewDashboard,
+	iapDashboard,
+	mongodbDashboard,
+	redisDashboard,
+	rabbitmqDashboard,
+	remediationDashboard,
 }
 
 // All builds every dashboard.

@@ -2,9 +2,9 @@ package dashboards
 
 import "github.com/grafana/grafana-foundation-sdk/go/dashboard"
 
-// iapServers shows each IAP server's role, what it depends on, its
+// iapDashboard shows each IAP server's role, what it depends on, its
 // applications and adapters, and the Automation Gateways it drives.
-func iapServers() *dashboard.DashboardBuilder {
+func iapDashboard() *dashboard.DashboardBuilder {
 	const (
 		srv = `job="$job", site=~"$site", server=~"$server"`
 		gw  = `job="$job", site=~"$site"`

@@ -5,9 +5,9 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
 
-// mongodbReplicaSet shows each replica set: its primary, the votes it has to
+// mongodbDashboard shows each replica set: its primary, the votes it has to
 // spare, elections, and every member's state and lag.
-func mongodbReplicaSet() *dashboard.DashboardBuilder {
+func mongodbDashboard() *dashboard.DashboardBuilder {
 	const rs = `job="$job", set=~"$set"`
 	// MongoDB's member state codes (replSetGetStatus members[].state).
 	memberStates := states(

@@ -5,9 +5,9 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
 
-// overview answers the on-call question first: is the HA design holding, and
+// overviewDashboard answers the on-call question first: is the HA design holding, and
 // what would the next failure take down?
-func overview() *dashboard.DashboardBuilder {
+func overviewDashboard() *dashboard.DashboardBuilder {
 	const (
 		job  = `job="$job"`
 		site = `job="$job", site=~"$site"`

@@ -5,10 +5,10 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
 
-// rabbitmq shows each RabbitMQ cluster: its nodes and partitions, the queues
+// rabbitmqDashboard shows each RabbitMQ cluster: its nodes and partitions, the queues
 // that would lose availability or messages with the next node, and the
 // federation links to the DR broker.
-func rabbitmq() *dashboard.DashboardBuilder {
+func rabbitmqDashboard() *dashboard.DashboardBuilder {
 	const (
 		cluster = `job="$job", cluster=~"$cluster"`
 		vhost   = `job="$job", cluster=~"$cluster", vhost=~"$vhost"`

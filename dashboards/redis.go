@@ -2,13 +2,11 @@ package dashboards
 
 import "github.com/grafana/grafana-foundation-sdk/go/dashboard"
 
-// redisSentinel shows each Sentinel group: whether the Sentinels can still
+// redisDashboard shows each Sentinel group: whether the Sentinels can still
 // fail over, whether they agree on the master, and the data nodes.
-func redisSentinel() *dashboard.DashboardBuilder {
+func redisDashboard() *dashboard.DashboardBuilder {
 	const group = `job="$job", master=~"$master"`
 	seen := okWhen(0, "No", "Yes")
-	// Data nodes carry their address in an instance label of their own,
-	// which Prometheus stores as exported_instance next to the target's.
 
 	return newDashboard("iap-ha-redis", "IAP HA / Redis Sentinel",
 		"IAP's Redis Sentinel groups: whether enough Sentinels answer to fail over, whether they agree on the master, failovers, and each data node's role and replication.").
@@ -63,17 +61,17 @@ func redisSentinel() *dashboard.DashboardBuilder {
 		WithPanel(timelinePanel("Role",
 			"Each data node the Sentinels name: master, replica, or not answering INFO replication (alert IAPRedisNoMaster, IAPRedisReplicaDown).",
 			states(state{0, "Down", "red"}, state{1, "Replica", "blue"}, state{2, "Master", "green"}),
-			query(`iap_ha_redis_up{`+group+`} * (1 + iap_ha_redis_is_master{`+group+`})`, "{{exported_instance}} ({{site}})")).
+			query(`iap_ha_redis_up{`+group+`} * (1 + iap_ha_redis_is_master{`+group+`})`, "{{node}} ({{site}})")).
 			Span(12)).
 		WithPanel(timelinePanel("Replica link",
 			"Whether each replica's link to its master is up.",
 			okWhen(1, "Up", "Down"),
-			query(`iap_ha_redis_replica_link_up{`+group+`}`, "{{exported_instance}}")).
+			query(`iap_ha_redis_replica_link_up{`+group+`}`, "{{node}}")).
 			Span(12)).
 		WithPanel(timeseriesPanel("Replication lag",
 			"The master's replication offset minus the replica's.",
 			unitBytes,
-			query(`iap_ha_redis_replica_lag_bytes{`+group+`}`, "{{exported_instance}}")).
+			query(`iap_ha_redis_replica_lag_bytes{`+group+`}`, "{{node}}")).
 			Span(12)).
 		WithPanel(tablePanel("Replicas and priority",
 			"Replicas connected to each master as it reports, and each replica's priority: 0 is never promoted.",

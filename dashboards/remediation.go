@@ -5,10 +5,10 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
 
-// remediation shows what the receiver did with the alerts it was sent:
+// remediationDashboard shows what the receiver did with the alerts it was sent:
 // actions and their results, the reasons it left alerts alone, and whether a
 // failed action blocks it until a person acknowledges.
-func remediation() *dashboard.DashboardBuilder {
+func remediationDashboard() *dashboard.DashboardBuilder {
 	const job = `job="$job"`
 	return newDashboard("iap-ha-remediation", "IAP HA / Remediation",
 		"The remediation receiver: standby promotions and their steps with their results, alerts it did not act on and why, and whether a failed action blocks it until a person runs `iap_ha_exporter remediation ack`.").
