@@ -63,7 +63,7 @@ type lintTarget struct {
 	RefID        string          `json:"refId"`
 	Expr         string          `json:"expr"`
 	LegendFormat string          `json:"legendFormat"`
-	Datasource *lintDatasource `json:"datasource"`
+	Datasource   *lintDatasource `json:"datasource"`
 }
 
 type lintDatasource struct {

@@ -2,9 +2,9 @@ package dashboards
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"maps"
 	"regexp"
 	"strconv"
 	"strings"
