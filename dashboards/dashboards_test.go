@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // generated renders every dashboard as the generator writes it, by file name.
@@ -180,5 +182,35 @@ func TestLintRulesCatchProblems(t *testing.T) {
 				t.Errorf("%s reported nothing", tc.rule)
 			}
 		})
+	}
+}
+
+// The provisioning example is a file provider Grafana can read, pointing at
+// a directory, in a folder whose uid Grafana accepts.
+func TestProvisioningExample(t *testing.T) {
+	b, err := os.ReadFile("../examples/grafana-provisioning.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		APIVersion int `yaml:"apiVersion"`
+		Providers  []struct {
+			Name      string `yaml:"name"`
+			Type      string `yaml:"type"`
+			FolderUID string `yaml:"folderUid"`
+			Options   struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	if err := yaml.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.APIVersion != 1 || len(p.Providers) != 1 {
+		t.Fatalf("want apiVersion 1 and one provider, got %+v", p)
+	}
+	pr := p.Providers[0]
+	if pr.Name == "" || pr.Type != "file" || !filepath.IsAbs(pr.Options.Path) || !uidRE.MatchString(pr.FolderUID) {
+		t.Errorf("want a named file provider with an absolute path and a valid folder uid, got %+v", pr)
 	}
 }
