@@ -155,3 +155,77 @@ func registeredMetrics(t *testing.T) map[string][]string {
 	t.Logf("%d metrics registered: %v", len(names), names)
 	return metrics
 }
+
+// catalogue is the alert catalogue of the design: the names are a contract
+// that Alertmanager routes, dashboards and the remediation receiver rely on.
+var catalogue = []string{
+	"IAPServerDown", "IAPNoActiveServer", "IAPActiveServerDownStandbyAvailable",
+	"IAPStandbyNotReady", "IAPStandbyWorkingTasks", "IAPDependencyDown", "IAPAdapterDown", "IAPApplicationDown",
+	"IAPMongoNoPrimary", "IAPMongoMultiplePrimaries", "IAPMongoMemberUnhealthy", "IAPMongoReplicationLagHigh", "IAPMongoNoFailureTolerance",
+	"IAPRedisSentinelQuorumLost", "IAPRedisSentinelsDisagree", "IAPRedisNoMaster", "IAPRedisReplicaDown", "IAPRedisNoFailureTolerance",
+	"IAPRabbitmqNodeDown", "IAPRabbitmqPartition", "IAPRabbitmqAlarm", "IAPRabbitmqUnsynchronisedMirrors", "IAPRabbitmqQuorumQueueAtRisk", "IAPRabbitmqFederationLinkDown",
+	"IAPGatewayDown", "IAPGatewayNearCapacity", "IAPGatewayAdapterDisagrees",
+	"IAPHAArchitectureDegraded", "IAPSiteLossNotSurvivable", "IAPHAExporterCollectorFailing", "IAPRemediationFailed", "IAPRemediationBlocked",
+}
+
+const runbookURL = "https://github.com/iapha/iap_ha_exporter/blob/main/rules/runbook.md#"
+
+// TestAlertsFollowCatalogue checks every catalogue alert exists, and that
+// every alert has a severity, the three annotations, a description that uses
+// $labels and $value, and a runbook section its runbook_url points at. Only
+// the alert the remediation receiver acts on carries the remediate label.
+func TestAlertsFollowCatalogue(t *testing.T) {
+	b, err := os.ReadFile("iap_ha.alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rf struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string
+				Labels      map[string]string
+				Annotations map[string]string
+			}
+		}
+	}
+	if err := yaml.Unmarshal(b, &rf); err != nil {
+		t.Fatal(err)
+	}
+	runbook, err := os.ReadFile("runbook.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			seen[r.Alert] = true
+			if s := r.Labels["severity"]; s != "critical" && s != "warning" && s != "info" {
+				t.Errorf("%s: severity %q", r.Alert, s)
+			}
+			if r.Annotations["summary"] == "" {
+				t.Errorf("%s: no summary", r.Alert)
+			}
+			if d := r.Annotations["description"]; !strings.Contains(d, "$labels.") || !strings.Contains(d, "$value") {
+				t.Errorf("%s: the description does not use both $labels and $value: %q", r.Alert, d)
+			}
+			if got, want := r.Annotations["runbook_url"], runbookURL+strings.ToLower(r.Alert); got != want {
+				t.Errorf("%s: runbook_url %q, want %q", r.Alert, got, want)
+			}
+			if !strings.Contains(string(runbook), "\n### "+r.Alert+"\n") {
+				t.Errorf("%s: no section \"### %s\" in runbook.md", r.Alert, r.Alert)
+			}
+			wantRemediate := ""
+			if r.Alert == "IAPActiveServerDownStandbyAvailable" {
+				wantRemediate = "promote-standby"
+			}
+			if got := r.Labels["remediate"]; got != wantRemediate {
+				t.Errorf("%s: remediate label %q, want %q", r.Alert, got, wantRemediate)
+			}
+		}
+	}
+	for _, name := range catalogue {
+		if !seen[name] {
+			t.Errorf("catalogue alert %s is not in iap_ha.alerts.yml", name)
+		}
+	}
+}
