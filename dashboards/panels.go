@@ -70,6 +70,8 @@ func namesPanel(title, description string, queries ...*prometheus.DataqueryBuild
 		TextMode(common.BigValueTextModeName)
 }
 
+// timeseriesPanel draws series over the time range, with a legend table of
+// their last and highest values.
 func timeseriesPanel(title, description, unit string, queries ...*prometheus.DataqueryBuilder) *timeseries.PanelBuilder {
 	return timeseries.NewPanelBuilder().
 		Title(title).
