@@ -103,7 +103,9 @@ func walk(n *yaml.Node, t reflect.Type, path string, lines map[string]int, probl
 		}
 		return
 	case yaml.AliasNode:
-		walk(n.Alias, t, path, lines, problems)
+		// Not followed: a few anchors can expand to billions of nodes. The
+		// strict decode still checks what an alias stands for, and refuses
+		// excessive aliasing.
 		return
 	}
 	if path != "" {
