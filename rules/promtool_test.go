@@ -22,7 +22,8 @@ var ruleFiles = []string{"iap_ha.rules.yml", "iap_ha.alerts.yml"}
 const debianPromtool = "/usr/bin/promtool"
 
 // TestPromtool runs `promtool check rules` on the pack and on the lab's fast
-// copy of it, and `promtool test rules` on every test file, with both
+// copy of it, `promtool check config` on examples/prometheus.yml, and
+// `promtool test rules` on every test file, with both
 // promtool generations: one subtest each, so CI counts them. A promtool that
 // is missing or cannot be built fails the test.
 func TestPromtool(t *testing.T) {
@@ -44,6 +45,7 @@ func TestPromtool(t *testing.T) {
 			}
 			t.Run("check", func(t *testing.T) { promtool(t, tool.path, ".", append([]string{"check", "rules"}, ruleFiles...)...) })
 			t.Run("check-lab", func(t *testing.T) { promtool(t, tool.path, ".", append([]string{"check", "rules"}, lab...)...) })
+			t.Run("check-config", func(t *testing.T) { promtool(t, tool.path, "..", "check", "config", "examples/prometheus.yml") })
 			for _, f := range tests {
 				t.Run("test/"+filepath.Base(f), func(t *testing.T) {
 					promtool(t, tool.path, "tests", "test", "rules", filepath.Base(f))

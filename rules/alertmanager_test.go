@@ -1,0 +1,157 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/iapha/iap_ha_exporter/fixtures/lab"
+)
+
+// amtool comes with Debian 12's prometheus-alertmanager package.
+const amtool = "/usr/bin/amtool"
+
+const alertmanagerConfig = "../examples/alertmanager.yml"
+
+// TestAlertmanagerRoutes checks examples/alertmanager.yml and where it sends
+// alerts: people by severity, and the remediation alert to the receivers and
+// on to people.
+func TestAlertmanagerRoutes(t *testing.T) {
+	if _, err := os.Stat(amtool); err != nil {
+		t.Fatalf("amtool: %v (Debian 12: apt-get install prometheus-alertmanager)", err)
+	}
+	if out, err := exec.Command(amtool, "check-config", alertmanagerConfig).CombinedOutput(); err != nil {
+		t.Fatalf("amtool check-config: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   string
+	}{
+		{"remediation then pager", []string{"alertname=IAPActiveServerDownStandbyAvailable", "severity=critical", "remediate=promote-standby", "server=iap-dc1-1"}, "remediation,pager"},
+		{"critical", []string{"alertname=IAPNoActiveServer", "severity=critical"}, "pager"},
+		{"warning", []string{"alertname=IAPServerDown", "severity=warning", "server=iap-dc2-1"}, "chat"},
+		{"info", []string{"alertname=Anything", "severity=info"}, "tickets"},
+		{"no severity", []string{"alertname=Anything"}, "tickets"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"config", "routes", "test", "--config.file=" + alertmanagerConfig, "--verify.receivers=" + tc.want}, tc.labels...)
+			out, err := exec.Command(amtool, args...).Output()
+			if err != nil {
+				t.Errorf("%s routed to %s, want %s: %v", strings.Join(tc.labels, " "), firstLine(out), tc.want, err)
+			}
+		})
+	}
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := strings.Cut(string(b), "\n")
+	return line
+}
+
+// TestAlertmanagerInhibition loads the inhibit rules of
+// examples/alertmanager.yml into a real Alertmanager, posts a site's worth of
+// alerts and reads back which ones it suppresses: a site down silences its
+// members and a member down its own lag, never the remediation alert nor
+// anything elsewhere.
+func TestAlertmanagerInhibition(t *testing.T) {
+	b, err := os.ReadFile(alertmanagerConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var example struct {
+		InhibitRules []map[string]any `yaml:"inhibit_rules"`
+	}
+	if err := yaml.Unmarshal(b, &example); err != nil {
+		t.Fatal(err)
+	}
+	am, err := lab.StartAlertmanager(lab.AlertmanagerOptions{Dir: t.TempDir(), InhibitRules: example.InhibitRules})
+	if err != nil {
+		t.Fatalf("Alertmanager could not start: %v", err)
+	}
+	t.Cleanup(func() { am.Stop() })
+
+	alert := func(labels ...string) map[string]string {
+		m := map[string]string{"job": "iap_ha", "instance": "exporter:9894"}
+		for i := 0; i+1 < len(labels); i += 2 {
+			m[labels[i]] = labels[i+1]
+		}
+		return m
+	}
+	want := map[string]bool{ // alert → suppressed
+		"IAPSiteDown/dc2":                         false,
+		"IAPServerDown/iap-dc2-1":                 true,
+		"IAPActiveServerDownStandbyAvailable/dc2": false,
+		"IAPNoActiveServer/":                      false,
+		"IAPServerDown/iap-dc1-1":                 false,
+		"IAPDependencyDown/iap-dc1-1":             true,
+		"IAPMongoMemberUnhealthy/m1":              false,
+		"IAPMongoReplicationLagHigh/m1":           true,
+		"IAPMongoReplicationLagHigh/m2":           false,
+	}
+	alerts := []map[string]string{
+		alert("alertname", "IAPSiteDown", "severity", "critical", "site", "dc2", "key", "dc2"),
+		alert("alertname", "IAPServerDown", "severity", "warning", "server", "iap-dc2-1", "site", "dc2", "key", "iap-dc2-1"),
+		alert("alertname", "IAPActiveServerDownStandbyAvailable", "severity", "critical", "remediate", "promote-standby", "server", "iap-dc2-1", "site", "dc2", "key", "dc2"),
+		alert("alertname", "IAPNoActiveServer", "severity", "critical", "state", "active", "key", ""),
+		alert("alertname", "IAPServerDown", "severity", "warning", "server", "iap-dc1-1", "site", "dc1", "key", "iap-dc1-1"),
+		alert("alertname", "IAPDependencyDown", "severity", "warning", "server", "iap-dc1-1", "site", "dc1", "service", "mongo", "key", "iap-dc1-1"),
+		alert("alertname", "IAPMongoMemberUnhealthy", "severity", "warning", "set", "rs0", "member", "m1", "site", "dc1", "key", "m1"),
+		alert("alertname", "IAPMongoReplicationLagHigh", "severity", "warning", "set", "rs0", "member", "m1", "site", "dc1", "key", "m1"),
+		alert("alertname", "IAPMongoReplicationLagHigh", "severity", "warning", "set", "rs0", "member", "m2", "site", "dc3", "key", "m2"),
+	}
+	var posted []map[string]any
+	for _, a := range alerts {
+		posted = append(posted, map[string]any{"labels": a})
+	}
+	body, _ := json.Marshal(posted)
+	res, err := http.Post(am.URL()+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("posting alerts: %s", res.Status)
+	}
+
+	// Alertmanager decides inhibition as the alerts arrive; wait until it
+	// has taken them all in.
+	var got map[string]bool
+	err = lab.Retry(10*time.Second, 100*time.Millisecond, func() error {
+		res, err := http.Get(am.URL() + "/api/v2/alerts")
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		var listed []struct {
+			Labels map[string]string
+			Status struct {
+				State       string
+				InhibitedBy []string
+			}
+		}
+		if err := json.NewDecoder(res.Body).Decode(&listed); err != nil {
+			return err
+		}
+		got = map[string]bool{}
+		for _, a := range listed {
+			got[a.Labels["alertname"]+"/"+a.Labels["key"]] = len(a.Status.InhibitedBy) > 0
+		}
+		if !maps.Equal(got, want) {
+			return fmt.Errorf("suppressed: %v", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("Alertmanager with the example's inhibit rules: %v\nwant %v", err, want)
+	}
+}
