@@ -163,13 +163,25 @@ func (e *Exporter) Scrape(ctx context.Context) (*collector.Scrape, *collector.Sc
 		e.latest.Store(sc)
 		return result{sc, s}, nil
 	})
+	// The round ends by the deadline on its own, abandoning probes that
+	// overran, so a caller whose deadline passes waits a moment for that
+	// partial result rather than losing the whole scrape. A caller that
+	// goes away gives up at once.
+	var r singleflight.Result
 	select {
-	case r := <-ch:
-		res := r.Val.(result)
-		return res.scrape, res.scraper, nil
+	case r = <-ch:
 	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, nil, ctx.Err()
+		}
+		select {
+		case r = <-ch:
+		case <-time.After(time.Until(deadline) + time.Second):
+			return nil, nil, ctx.Err()
+		}
 	}
+	res := r.Val.(result)
+	return res.scrape, res.scraper, nil
 }
 
 // timeout is the scrape budget: Prometheus's own timeout header less the

@@ -238,3 +238,51 @@ func grep(s, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// A target that accepts and never answers, with timeouts longer than the
+// scrape: the scrape still answers within Prometheus's timeout, with that
+// collector failed and the rest served.
+func TestHungTargetCutAtTheScrapeDeadline(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	file := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, file, "iap:\n  health_timeout: 1m\n  timeout: 1m\n  servers:\n    - {name: hung, url: \"http://"+l.Addr().String()+"\"}\n")
+	e, err := New(Options{ConfigFile: file, TimeoutOffset: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	start := time.Now()
+	code, body := get(t, e.MetricsHandler(), http.MethodGet, "/metrics", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"2"}})
+	took := time.Since(start)
+	if code != http.StatusOK {
+		t.Fatalf("scrape with a hung target: %d\n%s", code, body)
+	}
+	// 1.5 s budget (2 s less the offset); the bound is generous for a busy machine.
+	if took > 4*time.Second {
+		t.Errorf("scrape took %s with a 2 s scrape timeout", took)
+	}
+	for _, want := range []string{`iap_ha_scrape_collector_success{collector="topology"} 1`, "iap_ha_exporter_build_info"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %s", want)
+		}
+	}
+	// The IAP probe either gave up at the deadline itself (server down) or
+	// was abandoned there (collector failed): both say so, neither guesses.
+	if !strings.Contains(body, `iap_ha_iap_up{server="hung",site="local"} 0`) &&
+		!strings.Contains(body, `iap_ha_scrape_collector_success{collector="iap"} 0`) {
+		t.Errorf("the hung server is reported neither down nor as a failed collector:\n%s", grep(body, "iap"))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/remediation"
 )
 
 var (
@@ -86,5 +87,18 @@ func TestMetricsDocumentMatchesRegistry(t *testing.T) {
 }
 
 // externallyRegistered are documented metrics registered outside the
-// collectors and the exporter (the remediation receiver, when enabled).
-var externallyRegistered = map[string]bool{}
+// collectors and the exporter: the remediation receiver's, when enabled.
+var externallyRegistered = func() map[string]bool {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		remediation.Describe(ch)
+		close(ch)
+	}()
+	names := map[string]bool{}
+	for d := range ch {
+		if m := descNameRE.FindStringSubmatch(d.String()); m != nil {
+			names[m[1]] = true
+		}
+	}
+	return names
+}()

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -387,9 +386,6 @@ func TestLabDeadAndHungSentinel(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("a probe under a 200 ms deadline took %s", took)
-	}
-	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Errorf("deadline not reached: %v", ctx.Err())
 	}
 }
 
