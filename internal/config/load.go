@@ -1,10 +1,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -41,30 +39,14 @@ func Load(path string) (*Config, error) {
 // Parse is Load for a file already read; relative secret files are resolved
 // against dir.
 func Parse(data []byte, dir string) (*Config, error) {
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		return nil, Problems{yamlMessage(err)}
-	}
-	lines := map[string]int{}
-	var problems Problems
-	if root.Kind != 0 {
-		walk(&root, reflect.TypeOf(Config{}), "", lines, &problems)
-	}
-	if len(problems) > 0 {
-		return nil, problems
-	}
-
 	cfg := &Config{}
-	dec = yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, typeProblems(err, lines)
+	c, err := Decode(data, dir, cfg)
+	if err != nil {
+		return nil, err
 	}
-	v := validator{lines: lines, dir: dir}
-	v.complete(cfg)
-	if len(v.problems) > 0 {
-		return nil, v.problems
+	c.v.complete(cfg)
+	if err := c.Err(); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
