@@ -91,7 +91,7 @@ func metricName(vs *parser.VectorSelector) string {
 		return vs.Name
 	}
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 			return m.Value
 		}
 	}
@@ -200,7 +200,7 @@ func targetMetricsExist(d *lintDashboard, known *knownMetrics) []string {
 				return nil
 			}
 			for _, m := range vs.LabelMatchers {
-				if labelSet != nil && m.Name != labels.MetricName && !labelSet[m.Name] {
+				if labelSet != nil && m.Name != model.MetricNameLabel && !labelSet[m.Name] {
 					problems = append(problems, fmt.Sprintf("%s: %s has no label %s", q.where, name, m.Name))
 				}
 			}
