@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -68,6 +69,9 @@ type Receiver struct {
 	// state is read and changed by one goroutine at a time: the worker, or
 	// the caller of Promote in a command-line run.
 	state *state
+
+	// status is published by catchUp for readers outside the worker.
+	status atomic.Pointer[Status]
 
 	wake     chan struct{}
 	lockFile *os.File
@@ -213,7 +217,19 @@ func (r *Receiver) catchUp() error {
 		r.state.apply(rec)
 	}
 	r.metrics.show(r.state)
+	st := r.state.status(r.cfg)
+	r.status.Store(&st)
 	return err
+}
+
+// Status is the receiver's state as of its last look at the journal.
+func (r *Receiver) Status() Status {
+	st := *r.status.Load()
+	if r.cfg.PauseFile != "" {
+		_, err := os.Stat(r.cfg.PauseFile)
+		st.Paused = err == nil
+	}
+	return st
 }
 
 // ServeHTTP receives one Alertmanager notification: 202 once it is on disk,

@@ -1,6 +1,9 @@
 package remediation
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Results of an action.
 const (
@@ -25,6 +28,8 @@ type state struct {
 	inFlight     map[string]record // incident → started record
 	// blockedBy is the finished record of the failure that blocks, until an ack.
 	blockedBy *record
+	// lastFinished is the last action that ended, for the status page.
+	lastFinished *record
 }
 
 func newState() *state {
@@ -62,8 +67,9 @@ func (s *state) apply(r record) {
 	case kindFinished:
 		delete(s.inFlight, r.Incident)
 		s.lastActionAt = r.Time
+		rec := r
+		s.lastFinished = &rec
 		if r.Result != ResultSuccess {
-			rec := r
 			s.blockedBy = &rec
 		}
 	case kindAck:
@@ -101,4 +107,23 @@ func (s *state) inFlightIn(cluster string) (record, bool) {
 		}
 	}
 	return record{}, false
+}
+
+// Status is what a person sees of the receiver on the topology page.
+type Status struct {
+	DryRun  bool
+	Paused  bool
+	Blocked bool
+	// LastAction describes the last action that ended ("" before any).
+	LastAction string
+	LastTime   time.Time
+}
+
+func (s *state) status(cfg *Config) Status {
+	st := Status{DryRun: *cfg.DryRun, Blocked: s.blockedBy != nil}
+	if f := s.lastFinished; f != nil {
+		st.LastAction = fmt.Sprintf("promote %s → %s: %s", planFrom(f.Plan), planTo(f.Plan), f.Result)
+		st.LastTime = f.Time
+	}
+	return st
 }

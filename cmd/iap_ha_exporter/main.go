@@ -102,7 +102,21 @@ func run(args []string, stdout, stderr *os.File) int {
 	mux.Handle("/-/reload", exp.ReloadHandler())
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Ready") })
-	view.Register(mux, view.Options{Source: exp, Timeout: *defaultTimeout, Logger: logger})
+	receiver, stopRemediation, err := remFlags.serve(exp, mux, toolkitFlags, logger)
+	if err != nil {
+		logger.Error("cannot start the remediation receiver", "err", err)
+		return 1
+	}
+	defer stopRemediation()
+	viewOpts := view.Options{Source: exp, Timeout: *defaultTimeout, Logger: logger}
+	if receiver != nil {
+		viewOpts.Remediation = func() view.RemediationState {
+			st := receiver.Status()
+			return view.RemediationState{Enabled: true, DryRun: st.DryRun, Paused: st.Paused, Blocked: st.Blocked,
+				LastAction: st.LastAction, LastTime: st.LastTime}
+		}
+	}
+	view.Register(mux, viewOpts)
 	if *metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "IAP HA Exporter",
@@ -123,13 +137,6 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 		mux.Handle("/", landing)
 	}
-
-	stopRemediation, err := remFlags.serve(exp, mux, toolkitFlags, logger)
-	if err != nil {
-		logger.Error("cannot start the remediation receiver", "err", err)
-		return 1
-	}
-	defer stopRemediation()
 
 	server := &http.Server{Handler: mux, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
 	if err := web.ListenAndServe(server, toolkitFlags, logger); err != nil {

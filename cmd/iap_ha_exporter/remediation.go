@@ -136,37 +136,38 @@ func scrapeOf(exp *exporter.Exporter) remediation.ScrapeFunc {
 }
 
 // serve starts the receiver when configured: on mux, or on a listener of
-// its own behind the same web config. The returned func stops it.
-func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, toolkit *web.FlagConfig, logger *slog.Logger) (func(), error) {
+// its own behind the same web config. The returned func stops it; the
+// receiver is nil when remediation is not configured.
+func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, toolkit *web.FlagConfig, logger *slog.Logger) (*remediation.Receiver, func(), error) {
 	if *f.configFile == "" {
-		return func() {}, nil
+		return nil, func() {}, nil
 	}
 	cfg, err := remediation.Load(*f.configFile, exp.Config())
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", *f.configFile, err)
+		return nil, nil, fmt.Errorf("%s: %w", *f.configFile, err)
 	}
 	if err := remediation.CheckAuthentication(cfg, *toolkit.WebConfigFile, *f.insecure); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if *f.insecure {
 		logger.Warn("THE REMEDIATION WEBHOOK ACCEPTS UNAUTHENTICATED NOTIFICATIONS: anyone who reaches it can have an IAP server promoted")
 	}
 	metrics := remediation.NewMetrics()
 	if err := exp.Registry().Register(metrics); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r, err := remediation.New(remediation.Options{Config: cfg, Estate: exp.Config(), Scrape: scrapeOf(exp), Logger: logger, Metrics: metrics})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := r.Start(); err != nil {
 		r.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	logger.Info("remediation receiver started", "path", remediationPath, "dry_run", *cfg.DryRun, "site", cfg.Site)
 	if *f.listenAddress == "" {
 		mux.Handle(remediationPath, r)
-		return func() { r.Close() }, nil
+		return r, func() { r.Close() }, nil
 	}
 	own := http.NewServeMux()
 	own.Handle(remediationPath, r)
@@ -185,5 +186,5 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 			os.Exit(1)
 		}
 	}()
-	return func() { server.Close(); r.Close() }, nil
+	return r, func() { server.Close(); r.Close() }, nil
 }
