@@ -8,7 +8,7 @@ FUZZTIME  ?= 3s
 # `make fuzz` runs each target this long.
 LONGFUZZ  ?= 2m
 
-.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down screenshot clean
+.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down screenshot dashboards clean
 
 all: lint build test
 
@@ -49,6 +49,11 @@ demo: build
 
 demo-down:
 	./scripts/demo.sh down
+
+# Regenerate the Grafana dashboards (dashboards/*.json) from dashboards/*.go;
+# `make test` fails while the committed JSON and the code disagree.
+dashboards:
+	$(GO) run ./dashboards/generate -out dashboards
 
 # The topology page in headless Chromium, saved for the README.
 screenshot:
