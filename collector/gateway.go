@@ -58,7 +58,7 @@ func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *gatewayCollector) Probe(ctx context.Context) (topology.Part, error) {
-	return c.prober.Probe(ctx), nil
+	return topology.Gateways(c.prober.Probe(ctx)), nil
 }
 
 func (c *gatewayCollector) Close() error { return c.prober.Close() }

@@ -2,13 +2,12 @@ package collector
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/probe/mongodb"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -21,7 +20,7 @@ func init() {
 // health, lag, votes and priority, and the set's primaries, term and voting
 // arithmetic.
 type mongodbCollector struct {
-	probers []*mongodb.Prober
+	probers *probe.Set[topology.ReplicaSet]
 
 	up, primaries, term, voting, healthyVoting, majority *prometheus.Desc
 	state, health, lag, votes, priority, reachable       *prometheus.Desc
@@ -31,15 +30,13 @@ func newMongoDBCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 	if len(cfg.MongoDB) == 0 {
 		return nil, ErrNoData
 	}
-	c := &mongodbCollector{}
-	for _, rs := range cfg.MongoDB {
-		p, err := mongodb.New(rs, logger)
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		c.probers = append(c.probers, p)
+	probers, err := probe.NewSet(cfg.MongoDB, func(g config.ReplicaSet) (probe.Target[topology.ReplicaSet], error) {
+		return mongodb.New(g, logger)
+	})
+	if err != nil {
+		return nil, err
 	}
+	c := &mongodbCollector{probers: probers}
 	set := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "mongodb", name), help, []string{"set"}, nil)
 	}
@@ -73,22 +70,10 @@ func (c *mongodbCollector) Describe(ch chan<- *prometheus.Desc) {
 // Probe reads every replica set concurrently; a set that cannot be read is
 // reported down, never as the collector's failure.
 func (c *mongodbCollector) Probe(ctx context.Context) (topology.Part, error) {
-	sets := make(topology.ReplicaSets, len(c.probers))
-	var wg sync.WaitGroup
-	for i, p := range c.probers {
-		wg.Go(func() { sets[i] = p.Probe(ctx) })
-	}
-	wg.Wait()
-	return sets, nil
+	return topology.ReplicaSets(c.probers.Probe(ctx)), nil
 }
 
-func (c *mongodbCollector) Close() error {
-	var errs []error
-	for _, p := range c.probers {
-		errs = append(errs, p.Close())
-	}
-	return errors.Join(errs...)
-}
+func (c *mongodbCollector) Close() error { return c.probers.Close() }
 
 func (c *mongodbCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {

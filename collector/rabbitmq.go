@@ -84,7 +84,7 @@ func (c *rabbitMQCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *rabbitMQCollector) Probe(ctx context.Context) (topology.Part, error) {
-	return c.prober.Probe(ctx), nil
+	return topology.RabbitClusters(c.prober.Probe(ctx)), nil
 }
 
 func (c *rabbitMQCollector) Close() error { return c.prober.Close() }

@@ -2,14 +2,13 @@ package collector
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/probe/redis"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -22,7 +21,7 @@ func init() {
 // says about its master, whether the Sentinels agree, and the replication
 // state of every data node they know.
 type sentinelCollector struct {
-	probers []*redis.Prober
+	probers *probe.Set[topology.SentinelGroup]
 
 	distinctMasters, quorum, reachable, failover, epoch        *prometheus.Desc
 	up, masterInfo, ckquorum, known, knownReplicas, tilt       *prometheus.Desc
@@ -34,15 +33,13 @@ func newSentinelCollector(cfg *config.Config, logger *slog.Logger) (Collector, e
 	if len(cfg.Redis) == 0 {
 		return nil, ErrNoData
 	}
-	c := &sentinelCollector{}
-	for _, g := range cfg.Redis {
-		p, err := redis.New(g, logger)
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		c.probers = append(c.probers, p)
+	probers, err := probe.NewSet(cfg.Redis, func(g config.SentinelGroup) (probe.Target[topology.SentinelGroup], error) {
+		return redis.New(g, logger)
+	})
+	if err != nil {
+		return nil, err
 	}
+	c := &sentinelCollector{probers: probers}
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "redis", name), help, append([]string{"master"}, labels...), nil)
 	}
@@ -83,22 +80,10 @@ func (c *sentinelCollector) Describe(ch chan<- *prometheus.Desc) {
 // Probe reads every group concurrently; a Sentinel or node that fails is
 // reported down, never as the collector's failure.
 func (c *sentinelCollector) Probe(ctx context.Context) (topology.Part, error) {
-	groups := make(topology.SentinelGroups, len(c.probers))
-	var wg sync.WaitGroup
-	for i, p := range c.probers {
-		wg.Go(func() { groups[i] = p.Probe(ctx) })
-	}
-	wg.Wait()
-	return groups, nil
+	return topology.SentinelGroups(c.probers.Probe(ctx)), nil
 }
 
-func (c *sentinelCollector) Close() error {
-	var errs []error
-	for _, p := range c.probers {
-		errs = append(errs, p.Close())
-	}
-	return errors.Join(errs...)
-}
+func (c *sentinelCollector) Close() error { return c.probers.Close() }
 
 func (c *sentinelCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {

@@ -23,46 +23,18 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
-// Prober probes every configured cluster.
-type Prober struct {
-	clients []*Client
-}
+// Prober probes every configured cluster concurrently.
+type Prober = probe.Set[topology.RabbitCluster]
 
 // New builds a client for every configured cluster.
 func New(clusters []config.RabbitCluster, logger *slog.Logger) (*Prober, error) {
-	p := &Prober{}
-	for _, cfg := range clusters {
-		c, err := NewClient(cfg, logger)
-		if err != nil {
-			p.Close()
-			return nil, err
-		}
-		p.clients = append(p.clients, c)
-	}
-	return p, nil
-}
-
-// Probe probes every cluster concurrently, each within its own timeout and
-// ctx, and returns them in configuration order.
-func (p *Prober) Probe(ctx context.Context) topology.RabbitClusters {
-	out := make(topology.RabbitClusters, len(p.clients))
-	var wg sync.WaitGroup
-	for i, c := range p.clients {
-		wg.Go(func() { out[i] = c.Probe(ctx) })
-	}
-	wg.Wait()
-	return out
-}
-
-// Close releases every client's pooled connections.
-func (p *Prober) Close() error {
-	for _, c := range p.clients {
-		c.Close()
-	}
-	return nil
+	return probe.NewSet(clusters, func(c config.RabbitCluster) (probe.Target[topology.RabbitCluster], error) {
+		return NewClient(c, logger)
+	})
 }
 
 // Client probes one cluster. Its connections are pooled across probes.

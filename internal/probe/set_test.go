@@ -1,0 +1,70 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+type fakeTarget struct {
+	name   string
+	delay  time.Duration
+	closed *[]string
+}
+
+func (f fakeTarget) Probe(ctx context.Context) string {
+	select {
+	case <-time.After(f.delay):
+		return f.name
+	case <-ctx.Done():
+		return f.name + " cut"
+	}
+}
+
+func (f fakeTarget) Close() error {
+	*f.closed = append(*f.closed, f.name)
+	return nil
+}
+
+func TestSetKeepsOrderAndRunsConcurrently(t *testing.T) {
+	var closed []string
+	build := func(name string) (Target[string], error) {
+		// The first target is the slowest: its result must still come first.
+		delay := 10 * time.Millisecond
+		if name == "a" {
+			delay = 300 * time.Millisecond
+		}
+		return fakeTarget{name: name, delay: delay, closed: &closed}, nil
+	}
+	s, err := NewSet([]string{"a", "b", "c"}, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	got := s.Probe(ctx)
+	// Run in turn, b and c would have been probed after a was cut; run
+	// together they finish before the deadline.
+	if want := []string{"a cut", "b", "c"}; !slices.Equal(got, want) {
+		t.Errorf("Probe = %v, want %v", got, want)
+	}
+	s.Close()
+	if want := []string{"a", "b", "c"}; !slices.Equal(closed, want) {
+		t.Errorf("closed %v, want %v", closed, want)
+	}
+}
+
+func TestNewSetClosesWhatItBuiltOnError(t *testing.T) {
+	var closed []string
+	_, err := NewSet([]string{"a", "b", "bad"}, func(name string) (Target[string], error) {
+		if name == "bad" {
+			return nil, errors.New("bad target")
+		}
+		return fakeTarget{name: name, closed: &closed}, nil
+	})
+	if err == nil || !slices.Equal(closed, []string{"a", "b"}) {
+		t.Fatalf("err %v, closed %v; want an error and a, b closed", err, closed)
+	}
+}
