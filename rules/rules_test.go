@@ -19,10 +19,8 @@ import (
 	"github.com/iapha/iap_ha_exporter/remediation"
 )
 
-// scrapeLabels are added by Prometheus to every series it scrapes;
-// exported_instance is the exporter's own `instance` label (Redis data
-// nodes) renamed because it clashes with the target's.
-var scrapeLabels = []string{"job", "instance", "exported_instance"}
+// scrapeLabels are added by Prometheus to every series it scrapes.
+var scrapeLabels = []string{"job", "instance"}
 
 type ruleFile struct {
 	Groups []struct {
