@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -173,12 +172,12 @@ func TestIAPCollectorDeadline(t *testing.T) {
 	if ctx.Err() != nil || scrape.Results["iap"].Err != nil {
 		t.Fatalf("the scrape overran or failed: %v", scrape.Results["iap"].Err)
 	}
-	want := fmt.Sprintf(`
+	want := `
 # HELP iap_ha_iap_up Whether /health/status answered 200 with a valid body in time (1) or not (0).
 # TYPE iap_ha_iap_up gauge
 iap_ha_iap_up{server="hung",site="dc1"} 0
 iap_ha_iap_up{server="ok",site="dc1"} 1
-`)
+`
 	if err := testutil.CollectAndCompare(s.Metrics(scrape), strings.NewReader(want), "iap_ha_iap_up"); err != nil {
 		t.Error(err)
 	}
