@@ -41,8 +41,13 @@ lint:
 	$(GO) vet $(PKGS)
 	$(TOOLS) honnef.co/go/tools/cmd/staticcheck $(PKGS)
 
+# Go benchmarks, then the scrape-cost harness (PERFORMANCE.md). The harness
+# starts the HA-6 lab; on a small machine: make bench BENCHFLAGS='-sim-only -scrapes 100'
+BENCHFLAGS ?= -queues 1000,10000
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./fixtures/bench/cmd/scrapebench $(BENCHFLAGS)
 
 demo: build
 	./scripts/demo.sh
