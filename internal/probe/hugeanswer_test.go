@@ -1,13 +1,18 @@
-// Package probe_test holds the tests that every HTTP probe must pass alike.
 package probe_test
 
+// Tests that every probe must pass alike.
+
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +22,9 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/probe/gateway"
 	"github.com/iapha/iap_ha_exporter/internal/probe/iap"
+	"github.com/iapha/iap_ha_exporter/internal/probe/mongodb"
 	"github.com/iapha/iap_ha_exporter/internal/probe/rabbitmq"
+	"github.com/iapha/iap_ha_exporter/internal/probe/redis"
 )
 
 // hugeAnswer is the size of the hostile answer: larger than every limit.
@@ -134,5 +141,91 @@ func probeRabbit(timeout model.Duration) func(string) (string, error) {
 		}
 		defer c.Close()
 		return c.Probe(context.Background()).Error, nil
+	}
+}
+
+// hugeTCPServer answers the first bytes of every connection with header,
+// then filler repeated up to hugeAnswer bytes in all; it counts what it wrote.
+type hugeTCPServer struct {
+	ln             net.Listener
+	header, filler []byte
+	written        atomic.Int64
+	wg             sync.WaitGroup
+}
+
+func startHugeTCPServer(t *testing.T, header, filler []byte) *hugeTCPServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &hugeTCPServer{ln: ln, header: header, filler: bytes.Repeat(filler, 64<<10/len(filler))}
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Go(func() { s.serve(c) })
+		}
+	})
+	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	return s
+}
+
+func (s *hugeTCPServer) serve(c net.Conn) {
+	defer c.Close()
+	if _, err := c.Read(make([]byte, 64<<10)); err != nil {
+		return
+	}
+	n, err := c.Write(s.header)
+	for s.written.Add(int64(n)) < hugeAnswer && err == nil {
+		n, err = c.Write(s.filler)
+	}
+}
+
+// A Sentinel that answers with an endless array is cut at the probe's limit.
+func TestHugeRedisReplyIsCut(t *testing.T) {
+	srv := startHugeTCPServer(t, []byte("*100000\r\n"), []byte("$4000\r\n"+strings.Repeat("a", 4000)+"\r\n"))
+	p, err := redis.New(config.SentinelGroup{
+		Name: "g", Sentinels: []config.Sentinel{{Address: srv.ln.Addr().String()}},
+		Timeout: model.Duration(time.Minute),
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	g := p.Probe(context.Background())
+	if len(g.Sentinels) != 1 || !strings.Contains(g.Sentinels[0].Error, "reply larger than the 16 MiB limit") {
+		t.Errorf("Sentinel views %+v, want one whose error names the 16 MiB limit", g.Sentinels)
+	}
+	if n := srv.written.Load(); n >= hugeAnswer {
+		t.Errorf("the server wrote all %d bytes: the reply was read whole", n)
+	}
+}
+
+// A MongoDB member that announces a 100 MB message is refused by the
+// driver, whose limit is the server's maxMessageSizeBytes (48 MB before the
+// server has said otherwise), before anything of it is read.
+func TestHugeMongoMessageRefused(t *testing.T) {
+	header := binary.LittleEndian.AppendUint32(nil, hugeAnswer)
+	header = binary.LittleEndian.AppendUint32(header, 1)    // requestID
+	header = binary.LittleEndian.AppendUint32(header, 0)    // responseTo
+	header = binary.LittleEndian.AppendUint32(header, 2013) // OP_MSG
+	srv := startHugeTCPServer(t, header, []byte{0})
+	p, err := mongodb.New(config.ReplicaSet{
+		Name: "rs0", URI: "mongodb://" + srv.ln.Addr().String() + "/?directConnection=true",
+		Timeout: model.Duration(2 * time.Second),
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	rs := p.Probe(context.Background())
+	if rs.Up || !strings.Contains(rs.Error, "length of read message too large") {
+		t.Errorf("replica set up %v, error %q; want down with the driver's size error", rs.Up, rs.Error)
+	}
+	if n := srv.written.Load(); n >= hugeAnswer {
+		t.Errorf("the server wrote all %d bytes: the message was read whole", n)
 	}
 }

@@ -86,7 +86,7 @@ func New(cfg config.SentinelGroup, logger *slog.Logger) (*Prober, error) {
 // client returns a client for one server: a small pool, no retries (a dead
 // server costs its timeout once) and deadlines taken from the context.
 func (p *Prober) client(addr string, cred config.Credentials) *redis.Client {
-	return redis.NewClient(&redis.Options{
+	opts := &redis.Options{
 		Addr:                     addr,
 		Username:                 cred.Username,
 		Password:                 string(cred.Password),
@@ -103,7 +103,9 @@ func (p *Prober) client(addr string, cred config.Credentials) *redis.Client {
 		PipelinePoolSize:         -1, // pipelines share the one small pool
 		DisableIdentity:          true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
+	}
+	opts.Dialer = limitReplies(redis.NewDialer(opts))
+	return redis.NewClient(opts)
 }
 
 // Close releases every pooled connection, after a probe in flight ends.
