@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -197,7 +198,7 @@ func (v *validator) secret(p, fileKey, file, envKey, env string, required bool) 
 		if !filepath.IsAbs(file) && v.dir != "" {
 			file = filepath.Join(v.dir, file)
 		}
-		b, err := os.ReadFile(file)
+		b, err := readSecret(file)
 		if err != nil {
 			v.addf(join(p, fileKey), "cannot read the secret: %v", err)
 			return ""
@@ -213,6 +214,27 @@ func (v *validator) secret(p, fileKey, file, envKey, env string, required bool) 
 		v.addf(p, "a username needs %s or %s", fileKey, envKey)
 	}
 	return ""
+}
+
+// maxSecretSize bounds a secret file: a password, token or client secret is
+// far smaller, and a file named by mistake (a log, /dev/zero) must not be
+// read into memory.
+const maxSecretSize = 64 << 10
+
+func readSecret(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSecretSize {
+		return nil, fmt.Errorf("%s is larger than %d KiB", file, maxSecretSize>>10)
+	}
+	return b, nil
 }
 
 func (v *validator) mongo(r *ReplicaSet, p string, names map[string]bool) {
