@@ -292,22 +292,28 @@ func iapTolerance(servers []IAPServer) (int, string) {
 	return active + standby - 1, fmt.Sprintf("%d active and %d promotable standby servers", active, standby)
 }
 
+// iapSplit flags a declared standby working tasks beside the actives: more
+// servers work than the design declares active. A standby that works in
+// place of a failed active (after a promotion) is a takeover, not two heads.
 func iapSplit(servers []IAPServer) SplitBrain {
-	var declaredActive, rogueStandby []string
+	var working, rogueStandby []string
+	declaredActive := 0
 	for _, s := range servers {
+		if s.DeclaredRole != config.RoleStandby {
+			declaredActive++
+		}
 		if s.ObservedState() != StateActive {
 			continue
 		}
+		working = append(working, s.Name)
 		if s.DeclaredRole == config.RoleStandby {
 			rogueStandby = append(rogueStandby, s.Name)
-		} else {
-			declaredActive = append(declaredActive, s.Name)
 		}
 	}
-	sb := SplitBrain{Component: ComponentIAP, Name: IAPPool, Active: len(rogueStandby) > 0 && len(declaredActive) > 0}
+	sb := SplitBrain{Component: ComponentIAP, Name: IAPPool, Active: len(rogueStandby) > 0 && len(working) > declaredActive}
 	if sb.Active {
-		sb.Reason = fmt.Sprintf("standby %s works tasks while %s does too",
-			strings.Join(rogueStandby, ", "), strings.Join(declaredActive, ", "))
+		sb.Reason = fmt.Sprintf("standby %s works tasks: %d servers work (%s) where %d are declared active",
+			strings.Join(rogueStandby, ", "), len(working), strings.Join(working, ", "), declaredActive)
 	}
 	return sb
 }

@@ -348,6 +348,18 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		{
+			// A standby working in place of a failed active is a takeover.
+			name: "HA-6 after a promotion", layout: ha6,
+			change: func(s *Snapshot) {
+				s.IAP[0] = IAPServer{Name: "iap-dc1-1", Site: "dc1", DeclaredRole: config.RoleActive}
+				s.IAP[2].TaskWorker, s.IAP[2].JobWorker = True, True
+			},
+			want: want{
+				tolerated: map[string]int{"iap/servers": 2},
+				observed:  config.ArchHA6,
+			},
+		},
+		{
 			name: "MongoDB probe failed: unknown, not healthy", layout: ha6,
 			change: func(s *Snapshot) { s.MongoDB = nil },
 			want: want{
