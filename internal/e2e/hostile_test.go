@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostileConfigs are configuration files meant to hurt: each must be
+// refused, quickly, with a problem report.
+func hostileConfigs() map[string]string {
+	var bomb strings.Builder // 3000 groups sharing 3000 Sentinels through one alias
+	bomb.WriteString("redis:\n  - name: g0\n    sentinels: &s\n")
+	for range 3000 {
+		bomb.WriteString("      - {address: \"a:1\"}\n")
+	}
+	for i := 1; i < 3000; i++ {
+		fmt.Fprintf(&bomb, "  - {name: g%d, sentinels: *s}\n", i)
+	}
+	return map[string]string{
+		"alias bomb":        bomb.String(),
+		"endless secret":    "rabbitmq:\n  - {name: r, urls: [\"http://127.0.0.1:1\"], username: u, password_file: /dev/zero}\n",
+		"deep nesting":      "sites: " + strings.Repeat("[", 100000) + "\n",
+		"binary garbage":    "\x00\xff\xfe{{{\x01",
+		"type confusion":    "iap: [1, 2, 3]\nmongodb: {a: b}\nredis: 7\n",
+		"10,000 bad fields": strings.Repeat("x: 1\n", 10000),
+		"password in a URL": "rabbitmq:\n  - {name: r, urls: [\"http://admin:pw@127.0.0.1:15672\"]}\n",
+		"duplicate key":     "sites: &a [{name: x}]\nsites: *a\n",
+	}
+}
+
+// TestHostileConfigRefused: the binary does not start on a hostile
+// configuration, and a running one keeps its good configuration when a
+// hostile one is reloaded.
+func TestHostileConfigRefused(t *testing.T) {
+	dir := t.TempDir()
+	for name, cfg := range hostileConfigs() {
+		t.Run("start with "+name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yml")
+			writeFile(t, file, cfg)
+			// Generous: a refusal takes well under a second; a hang or an
+			// expansion would take minutes.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, binary, "--config.file", file, "--web.listen-address", closedAddr(t)).CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 || ctx.Err() != nil {
+				t.Fatalf("want exit status 1 at once, got %v (%v)\n%s", err, ctx.Err(), out)
+			}
+			if !strings.Contains(string(out), "invalid configuration") {
+				t.Errorf("the output does not say what is wrong:\n%s", out)
+			}
+		})
+	}
+
+	file := filepath.Join(dir, "config.yml")
+	good := "rabbitmq:\n  - {name: good, urls: [\"http://" + closedAddr(t) + "\"]}\n"
+	writeFile(t, file, good)
+	exp := startExporter(t, "--config.file", file)
+	base := "http://" + exp.addr
+	for name, cfg := range hostileConfigs() {
+		writeFile(t, file, cfg)
+		if code, body := post(t, base+"/-/reload", "", ""); code != http.StatusInternalServerError || !strings.Contains(body, "invalid configuration") {
+			t.Errorf("reload of %s: HTTP %d: %s", name, code, body)
+		}
+		_, metrics := get(t, http.DefaultClient, base+"/metrics", "", "")
+		for _, want := range []string{"iap_ha_config_last_reload_successful 0", `iap_ha_rabbitmq_up{cluster="good"} 0`} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("after reloading %s, /metrics lacks %s", name, want)
+			}
+		}
+	}
+}
