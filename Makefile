@@ -8,7 +8,7 @@ FUZZTIME  ?= 3s
 # `make fuzz` runs each target this long.
 LONGFUZZ  ?= 2m
 
-.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down screenshot dashboards clean
+.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down e2e screenshot dashboards clean
 
 all: lint build test
 
@@ -60,10 +60,16 @@ demo-down:
 dashboards:
 	$(GO) run ./dashboards/generate -out dashboards
 
+# The end-to-end test alone: the HA-6 lab, real Prometheus and Alertmanager,
+# a real promotion (part of `make test`).
+e2e:
+	$(GO) test -count=1 -run 'TestEndToEnd|TestHAModelOnTheLab' ./fixtures/estate/
+
 # The topology page in headless Chromium, saved for the README.
 screenshot:
 	ARTIFACTS_DIR=$(CURDIR)/docs $(GO) test -count=1 -run TestTopologyPageInChromium ./internal/view
 
 clean:
 	rm -f $(BIN)
+	rm -rf .build
 	$(GO) clean -testcache
