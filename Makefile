@@ -8,7 +8,7 @@ FUZZTIME  ?= 3s
 # `make fuzz` runs each target this long.
 LONGFUZZ  ?= 2m
 
-.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down e2e screenshot dashboards clean
+.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down e2e soak screenshot dashboards clean
 
 all: lint build test
 
@@ -59,6 +59,11 @@ demo-down:
 # `make test` fails while the committed JSON and the code disagree.
 dashboards:
 	$(GO) run ./dashboards/generate -out dashboards
+
+# The chaos soak at full length (`make test` runs it for 2 minutes).
+SOAKTIME ?= 30m
+soak:
+	SOAK_DURATION=$(SOAKTIME) $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./fixtures/soak
 
 # The end-to-end test alone: the HA-6 lab, real Prometheus and Alertmanager,
 # a real promotion (part of `make test`).
