@@ -54,8 +54,14 @@ type server struct {
 	session *session // nil without credentials
 }
 
-// newHTTPClient keeps a few idle connections per server so that scrapes
-// reuse them; deadlines come from each request's context.
+// maxConnsPerServer is what a scrape uses at once: /health/status and the
+// five authenticated calls (further list pages wait for one of them).
+const maxConnsPerServer = 6
+
+// newHTTPClient keeps every connection a scrape uses open for the next
+// scrape, and opens no more: the connections per server are bounded rather
+// than dialled and closed anew each scrape. Deadlines come from each
+// request's context.
 func newHTTPClient(tlsCfg promconfig.TLSConfig) (*http.Client, error) {
 	tc, err := promconfig.NewTLSConfig(&tlsCfg)
 	if err != nil {
@@ -65,7 +71,8 @@ func newHTTPClient(tlsCfg promconfig.TLSConfig) (*http.Client, error) {
 		Transport: &http.Transport{
 			DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
 			TLSClientConfig:     tc,
-			MaxIdleConnsPerHost: 4,
+			MaxConnsPerHost:     maxConnsPerServer,
+			MaxIdleConnsPerHost: maxConnsPerServer,
 			IdleConnTimeout:     90 * time.Second,
 		},
 		// IAP does not redirect its API; a redirect is a misconfigured URL.
@@ -169,6 +176,16 @@ func (ss *session) acquire(ctx context.Context) error {
 }
 
 func (ss *session) release() { <-ss.lock }
+
+// loggedIn reports whether the session holds a token (after a login in
+// progress, if any).
+func (ss *session) loggedIn(ctx context.Context) bool {
+	if ss.acquire(ctx) != nil {
+		return false
+	}
+	defer ss.release()
+	return ss.cred.token != ""
+}
 
 // get returns the session's token, logging in through s if there is none.
 func (ss *session) get(ctx context.Context, s *server) (credential, error) {

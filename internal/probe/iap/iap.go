@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
@@ -24,6 +27,9 @@ const pageSize = 25
 
 // maxPages stops paging through a list that never ends.
 const maxPages = 400
+
+// maxPagesInFlight bounds the pages of one list asked for at once.
+const maxPagesInFlight = 4
 
 // Prober probes the configured IAP servers. It keeps one connection pool
 // per server and one login per cluster across calls; it is safe for
@@ -136,7 +142,7 @@ func (p *Prober) probe(ctx context.Context, s *server) topology.IAPServer {
 		out.DeclaredRole = config.RoleActive
 	}
 
-	answered := p.health(ctx, s, &out)
+	answered, d, dErr := p.ask(ctx, s, &out)
 	// IAP lists every dependency it uses: a release without RabbitMQ
 	// (2023.2 on) does not depend on a cluster even if its site has one.
 	if out.Services != nil && !hasService(out.Services, "rabbitmq") {
@@ -145,17 +151,51 @@ func (p *Prober) probe(ctx context.Context, s *server) topology.IAPServer {
 	if !answered || s.session == nil {
 		return out
 	}
-	if err := p.details(ctx, s, &out); err != nil {
+	d.apply(&out)
+	if dErr != nil {
 		out.APIUp = topology.False
 		if out.Error != "" {
 			out.Error += "; "
 		}
-		out.Error += err.Error()
-		p.logger.Debug("IAP API call failed", "server", s.cfg.Name, "err", err)
+		out.Error += dErr.Error()
+		p.logger.Debug("IAP API call failed", "server", s.cfg.Name, "err", dErr)
 	} else {
 		out.APIUp = topology.True
 	}
 	return out
+}
+
+// ask makes the server's calls: /health/status and, with credentials, the
+// authenticated ones, whose answers count only if the health check answered.
+func (p *Prober) ask(ctx context.Context, s *server, out *topology.IAPServer) (answered bool, d details, err error) {
+	switch {
+	case s.session == nil:
+		return p.health(ctx, s, out), d, nil
+	case !s.session.loggedIn(ctx):
+		// No token yet: log in through a server known to answer. A login
+		// holds the cluster's session, and one sent to a hung server would
+		// keep the cluster's other servers waiting until it timed out.
+		if answered = p.health(ctx, s, out); answered {
+			d, err = p.details(ctx, s)
+		}
+		return answered, d, err
+	}
+	// The authenticated calls need nothing from /health/status, so they go
+	// at the same time: a scrape costs one round trip, not two. A server
+	// whose health check does not answer is down whatever the others say;
+	// its calls are cut short.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d, err = p.details(ctx, s)
+	}()
+	if answered = p.health(ctx, s, out); !answered {
+		cancel()
+	}
+	<-done
+	return answered, d, err
 }
 
 func hasService(svcs []topology.IAPService, name string) bool {
@@ -196,30 +236,35 @@ func (p *Prober) health(ctx context.Context, s *server, out *topology.IAPServer)
 	return true
 }
 
+// details is what the authenticated calls say about a server.
+type details struct {
+	info              serverInfo
+	apps, adapters    []topology.IAPModule
+	work              workers
+	profileConfigured topology.Tristate
+}
+
 // details makes the authenticated calls concurrently under the server's
 // timeout, so that a hung server costs the timeout once. Each call fills its
 // own fields; a failed call leaves them unknown.
-func (p *Prober) details(ctx context.Context, s *server, out *topology.IAPServer) error {
+func (p *Prober) details(ctx context.Context, s *server) (details, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
 	var (
-		info              serverInfo
-		apps, adapters    []topology.IAPModule
-		work              workers
-		profileConfigured topology.Tristate
-		errs              = make([]error, 5)
-		wg                sync.WaitGroup
+		d    details
+		errs = make([]error, 5)
+		wg   sync.WaitGroup
 	)
 	wg.Go(func() {
 		var b []byte
 		if b, errs[0] = s.call(ctx, http.MethodGet, "/health/server"); errs[0] == nil {
-			info, errs[0] = decodeServerInfo(b)
+			d.info, errs[0] = decodeServerInfo(b)
 		}
 	})
-	wg.Go(func() { apps, errs[1] = s.modules(ctx, "/health/applications", false) })
-	wg.Go(func() { adapters, errs[2] = s.modules(ctx, "/health/adapters", true) })
-	wg.Go(func() { work, errs[3] = s.workers(ctx) })
+	wg.Go(func() { d.apps, errs[1] = s.modules(ctx, "/health/applications", false) })
+	wg.Go(func() { d.adapters, errs[2] = s.modules(ctx, "/health/adapters", true) })
+	wg.Go(func() { d.work, errs[3] = s.workers(ctx) })
 	wg.Go(func() {
 		b, err := s.call(ctx, http.MethodGet, "/profiles")
 		switch {
@@ -227,24 +272,11 @@ func (p *Prober) details(ctx context.Context, s *server, out *topology.IAPServer
 		case err != nil:
 			errs[4] = err
 		default:
-			profileConfigured, errs[4] = decodeProfiles(b)
+			d.profileConfigured, errs[4] = decodeProfiles(b)
 		}
 	})
 	wg.Wait()
 
-	out.Release = info.Release
-	if out.Release == "" { // Platform 6 reports its version only
-		out.Release = info.Version
-	}
-	out.Version = info.Version
-	out.Applications, out.Adapters = apps, adapters
-	out.TaskWorker, out.JobWorker = work.Task, work.Job
-	// The profile is the configured setting where a release has one;
-	// Platform 6 says it as the task worker's startupValue.
-	out.ConfiguredActive = profileConfigured
-	if out.ConfiguredActive == topology.Unknown {
-		out.ConfiguredActive = work.TaskAtStartup
-	}
 	var msgs []string
 	for _, err := range errs {
 		if err != nil {
@@ -252,9 +284,25 @@ func (p *Prober) details(ctx context.Context, s *server, out *topology.IAPServer
 		}
 	}
 	if len(msgs) > 0 {
-		return errors.New(strings.Join(msgs, "; "))
+		return d, errors.New(strings.Join(msgs, "; "))
 	}
-	return nil
+	return d, nil
+}
+
+func (d details) apply(out *topology.IAPServer) {
+	out.Release = d.info.Release
+	if out.Release == "" { // Platform 6 reports its version only
+		out.Release = d.info.Version
+	}
+	out.Version = d.info.Version
+	out.Applications, out.Adapters = d.apps, d.adapters
+	out.TaskWorker, out.JobWorker = d.work.Task, d.work.Job
+	// The profile is the configured setting where a release has one;
+	// Platform 6 says it as the task worker's startupValue.
+	out.ConfiguredActive = d.profileConfigured
+	if out.ConfiguredActive == topology.Unknown {
+		out.ConfiguredActive = d.work.TaskAtStartup
+	}
 }
 
 // workers reads the worker state: workers/status on 2023.1 and later, the
@@ -274,25 +322,69 @@ func (s *server) workers(ctx context.Context) (workers, error) {
 	return workers{Task: topology.TristateOf(active)}, err
 }
 
-// modules pages through an application or adapter list.
+// modules reads an application or adapter list, pageSize modules a page.
+// When the first page says how many there are, the other pages are asked for
+// at once, maxPagesInFlight at a time; without a total (it is assumed, not
+// documented) they are asked for one after another until a short page.
 func (s *server) modules(ctx context.Context, path string, adapters bool) ([]topology.IAPModule, error) {
-	all := []topology.IAPModule{}
-	for range maxPages {
-		b, err := s.call(ctx, http.MethodGet, fmt.Sprintf("%s?skip=%d&limit=%d", path, len(all), pageSize))
+	first, err := s.modulePage(ctx, path, 0, adapters)
+	if err != nil {
+		return nil, err
+	}
+	if first.Total < 0 {
+		return s.modulesInSeries(ctx, path, adapters, first.Modules)
+	}
+	if len(first.Modules) < pageSize || len(first.Modules) >= first.Total {
+		return first.Modules, nil
+	}
+	n := (first.Total + pageSize - 1) / pageSize
+	if n > maxPages {
+		return nil, fmt.Errorf("%s: more than %d pages", path, maxPages)
+	}
+	pages := make([][]topology.IAPModule, n)
+	pages[0] = first.Modules
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxPagesInFlight)
+	for i := 1; i < n; i++ {
+		g.Go(func() error {
+			page, err := s.modulePage(gctx, path, i*pageSize, adapters)
+			pages[i] = page.Modules
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(pages...), nil
+}
+
+// modulesInSeries asks for the pages after the first one by one: without a
+// total only a short page ends the list.
+func (s *server) modulesInSeries(ctx context.Context, path string, adapters bool, all []topology.IAPModule) ([]topology.IAPModule, error) {
+	for pages, last := 1, len(all); last >= pageSize; pages++ {
+		if pages == maxPages {
+			return nil, fmt.Errorf("%s: more than %d pages", path, maxPages)
+		}
+		page, err := s.modulePage(ctx, path, len(all), adapters)
 		if err != nil {
 			return nil, err
 		}
-		page, err := decodeModulePage(b, adapters)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
 		all = append(all, page.Modules...)
-		// total is assumed, not documented: without it a short page ends the list.
-		if len(page.Modules) < pageSize || (page.Total >= 0 && len(all) >= page.Total) {
-			return all, nil
-		}
+		last = len(page.Modules)
 	}
-	return nil, fmt.Errorf("%s: more than %d pages", path, maxPages)
+	return all, nil
+}
+
+func (s *server) modulePage(ctx context.Context, path string, skip int, adapters bool) (modulePage, error) {
+	b, err := s.call(ctx, http.MethodGet, fmt.Sprintf("%s?skip=%d&limit=%d", path, skip, pageSize))
+	if err != nil {
+		return modulePage{}, err
+	}
+	page, err := decodeModulePage(b, adapters)
+	if err != nil {
+		return modulePage{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return page, nil
 }
 
 // Activate starts the named server's task and job workers (promotion of a

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -436,6 +437,8 @@ func TestAdapterPaging(t *testing.T) {
 		{60, true, 3},
 		{50, false, 2},
 		{50, true, 3}, // without total only an empty page ends a full one
+		{100, false, 4},
+		{100, true, 5},
 		{0, false, 1},
 	} {
 		adapters := make([]iapsim.AdapterSpec, tc.adapters)
@@ -451,9 +454,102 @@ func TestAdapterPaging(t *testing.T) {
 		if len(got.Adapters) != tc.adapters || len(names) != tc.adapters {
 			t.Errorf("%d adapters, omit total %v: got %d (%d distinct)", tc.adapters, tc.omitTotal, len(got.Adapters), len(names))
 		}
+		// Pages asked for at once still come out in the list's order.
+		if !slices.IsSortedFunc(got.Adapters, func(a, b topology.IAPModule) int { return strings.Compare(a.Name, b.Name) }) {
+			t.Errorf("%d adapters, omit total %v: not in the order IAP lists them", tc.adapters, tc.omitTotal)
+		}
 		if n := sim.Server("iap-1").Requests("/health/adapters"); n != tc.pages {
 			t.Errorf("%d adapters, omit total %v: %d pages asked, want %d", tc.adapters, tc.omitTotal, n, tc.pages)
 		}
+	}
+}
+
+// With a token in hand, a server's health check, its authenticated calls
+// and the pages of a list whose length is known go at once.
+func TestProbeRoundTrips(t *testing.T) {
+	adapters := make([]iapsim.AdapterSpec, 100)
+	for i := range adapters {
+		adapters[i] = iapsim.AdapterSpec{Name: fmt.Sprintf("adapter-%03d", i), PackageID: "@itential/adapter-x"}
+	}
+	sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "iap-1", Adapters: adapters}}})
+	cfg := configFor(sim, userAuth())
+	cfg.HealthTimeout = model.Duration(2 * time.Second)
+	p := newProber(t, cfg)
+	wantHealthy(t, probeOne(t, p, "iap-1")) // logs in
+
+	const delay = 300 * time.Millisecond
+	sim.Server("iap-1").SetFault(iapsim.Fault{Mode: iapsim.FaultSlow, Delay: delay})
+	start := time.Now()
+	got := probeOne(t, p, "iap-1")
+	elapsed := time.Since(start)
+	wantHealthy(t, got)
+	if len(got.Adapters) != 100 {
+		t.Errorf("%d adapters, want 100", len(got.Adapters))
+	}
+	// At once: two answers in a row (the first page, then the other three).
+	// Health first would make it three, pages one by one five.
+	if elapsed >= 3*delay {
+		t.Errorf("probe took %s with every answer %s late: the calls went in series", elapsed, delay)
+	}
+}
+
+// When a logged-in server's health check does not answer, the server is down
+// and what its authenticated calls said, sent at the same time, is dropped;
+// the probe ends with the health timeout, not the server's longer one.
+func TestHealthHungDetailsAnswer(t *testing.T) {
+	sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "iap-1"}}})
+	cfg := configFor(sim, userAuth())
+	cfg.HealthTimeout = model.Duration(300 * time.Millisecond)
+	cfg.Timeout = model.Duration(5 * time.Second)
+	p := newProber(t, cfg)
+	wantHealthy(t, probeOne(t, p, "iap-1")) // logs in
+
+	srv := sim.Server("iap-1")
+	srv.SetFault(iapsim.Fault{Mode: iapsim.FaultHung, Path: "/health/status"})
+	asked := srv.Requests("/health/server")
+	start := time.Now()
+	got := probeOne(t, p, "iap-1")
+	elapsed := time.Since(start)
+
+	wantDown(t, got, "deadline exceeded")
+	if got.Applications != nil || got.Adapters != nil || got.ConfiguredActive != topology.Unknown || got.JobWorker != topology.Unknown {
+		t.Errorf("applications %v adapters %v configured %v job %v: the details of a down server must be dropped",
+			got.Applications, got.Adapters, got.ConfiguredActive, got.JobWorker)
+	}
+	if srv.Requests("/health/server") == asked {
+		t.Error("the authenticated calls were not sent with the health check")
+	}
+	if elapsed > 2*time.Second {
+		t.Errorf("probe took %s: a hung health check must cost the health timeout (300ms), not the server's (5s)", elapsed)
+	}
+}
+
+// A cluster's first login goes through a server whose health check answered:
+// a hung server must not hold the login, and its cluster, until it times out.
+func TestFirstLoginSkipsAHungServer(t *testing.T) {
+	sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{
+		{Name: "hung", Cluster: "dc1"},
+		{Name: "healthy", Cluster: "dc1"},
+	}})
+	sim.Server("hung").SetFault(iapsim.Fault{Mode: iapsim.FaultHung})
+	cfg := configFor(sim, userAuth())
+	cfg.HealthTimeout = model.Duration(300 * time.Millisecond)
+	cfg.Timeout = model.Duration(5 * time.Second)
+	p := newProber(t, cfg)
+
+	start := time.Now()
+	got := p.Probe(context.Background())
+	elapsed := time.Since(start)
+	wantDown(t, got[0], "deadline exceeded")
+	wantHealthy(t, got[1])
+	if n := sim.Server("hung").Requests("/login"); n != 0 {
+		t.Errorf("%d logins sent to the hung server, want none", n)
+	}
+	if n := sim.Logins(); n != 1 {
+		t.Errorf("%d logins, want 1", n)
+	}
+	if elapsed > 2*time.Second {
+		t.Errorf("probe took %s, want about the health timeout (300ms)", elapsed)
 	}
 }
 
