@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,8 +44,9 @@ type Prober struct {
 	// waiting for it) on its first probe.
 	warm atomic.Bool
 
-	mu     sync.Mutex
-	direct map[string]*mongo.Client // by member host:port
+	mu      sync.Mutex
+	direct  map[string]*mongo.Client // by member host:port
+	members []string                 // hosts of the last configuration read
 }
 
 // New builds the prober of one configured replica set. No connection is
@@ -126,25 +129,42 @@ func (p *Prober) Probe(ctx context.Context) topology.ReplicaSet {
 	if !p.warm.Load() {
 		p.findPrimary(ctx)
 	}
-	var status replSetStatus
-	var conf replSetConfig
-	raw, err := p.command(ctx, p.set, "replSetGetStatus")
-	if err == nil {
-		status, err = decodeStatus(raw)
+	// The status, the configuration and every member's own hello go at
+	// once. hello goes to the members of the last configuration read, which
+	// nearly always is this one; a member the new one adds is asked after.
+	var (
+		status             replSetStatus
+		conf               replSetConfig
+		statusErr, confErr error
+		views              map[string]memberView
+		wg                 sync.WaitGroup
+	)
+	wg.Go(func() {
+		raw, err := p.command(ctx, p.set, "replSetGetStatus")
+		if err == nil {
+			status, err = decodeStatus(raw)
+		}
+		statusErr = err
+	})
+	wg.Go(func() {
+		raw, err := p.command(ctx, p.set, "replSetGetConfig")
+		if err == nil {
+			conf, err = decodeConfig(raw)
+		}
+		confErr = err
+	})
+	if p.cfg.DirectMembers {
+		wg.Go(func() { views = p.memberViews(ctx, p.lastMembers()) })
 	}
-	if err == nil {
-		raw, err = p.command(ctx, p.set, "replSetGetConfig")
-	}
-	if err == nil {
-		conf, err = decodeConfig(raw)
-	}
-	if err != nil {
-		return topology.ReplicaSet{Name: p.cfg.Name, Error: err.Error()}
+	wg.Wait()
+	for _, err := range []error{statusErr, confErr} {
+		if err != nil {
+			return topology.ReplicaSet{Name: p.cfg.Name, Error: err.Error()}
+		}
 	}
 
-	var views map[string]memberView
 	if p.cfg.DirectMembers {
-		views = p.memberViews(ctx, conf)
+		p.askAdded(ctx, conf, views)
 	}
 	return replicaSet(p.cfg.Name, p.cfg.MemberSites, p.siteTag, status, conf, views)
 }
@@ -162,12 +182,8 @@ func (p *Prober) findPrimary(ctx context.Context) {
 	p.warm.Store(true)
 }
 
-// memberViews asks every configured member for its own hello, concurrently.
-func (p *Prober) memberViews(ctx context.Context, conf replSetConfig) map[string]memberView {
-	hosts := make([]string, len(conf.Config.Members))
-	for i, m := range conf.Config.Members {
-		hosts[i] = m.Host
-	}
+// memberViews asks the members at hosts for their own hello, concurrently.
+func (p *Prober) memberViews(ctx context.Context, hosts []string) map[string]memberView {
 	clients := p.directClients(hosts)
 
 	views := make(map[string]memberView, len(hosts))
@@ -193,8 +209,25 @@ func (p *Prober) memberViews(ctx context.Context, conf replSetConfig) map[string
 	return views
 }
 
+// askAdded records conf's members and adds to views the hello of those not
+// asked yet: members the configuration has just added.
+func (p *Prober) askAdded(ctx context.Context, conf replSetConfig, views map[string]memberView) {
+	hosts := make([]string, len(conf.Config.Members))
+	for i, m := range conf.Config.Members {
+		hosts[i] = m.Host
+	}
+	p.setMembers(hosts)
+	var added []string
+	for _, h := range hosts {
+		if _, asked := views[h]; !asked {
+			added = append(added, h)
+		}
+	}
+	maps.Copy(views, p.memberViews(ctx, added))
+}
+
 // directClients returns a pooled direct client per host, creating missing
-// ones and closing those of members that left the set.
+// ones.
 func (p *Prober) directClients(hosts []string) map[string]*mongo.Client {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -212,8 +245,23 @@ func (p *Prober) directClients(hosts []string) map[string]*mongo.Client {
 		}
 		out[h] = c
 	}
+	return out
+}
+
+func (p *Prober) lastMembers() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.members
+}
+
+// setMembers records the members of the configuration just read and closes
+// the direct clients of members that left the set.
+func (p *Prober) setMembers(hosts []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.members = hosts
 	for h, c := range p.direct {
-		if _, keep := out[h]; !keep {
+		if !slices.Contains(hosts, h) {
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 				defer cancel()
@@ -222,7 +270,6 @@ func (p *Prober) directClients(hosts []string) map[string]*mongo.Client {
 			delete(p.direct, h)
 		}
 	}
-	return out
 }
 
 // anyMember lets commands run while the set has no primary (RunCommand

@@ -190,3 +190,41 @@ func TestProbeReplay(t *testing.T) {
 }
 
 func promSecret(s string) promconfig.Secret { return promconfig.Secret(s) }
+
+// Every member's own hello goes with the set's status, to the members of the
+// last configuration read: a member the configuration adds is asked in the
+// same probe, after it, and one it drops loses its direct client.
+func TestProbeMembershipChange(t *testing.T) {
+	sim, p := startSim(t, "pss", mongosim.Options{}, nil)
+	probe := func(want int) {
+		t.Helper()
+		rs := p.Probe(context.Background())
+		if !rs.Up || len(rs.Members) != want {
+			t.Fatalf("up %v, %d members (%s); want up with %d", rs.Up, len(rs.Members), rs.Error, want)
+		}
+		for _, m := range rs.Members {
+			if m.Reachable != topology.True {
+				t.Errorf("%s: reachable %v, want its own hello read", m.Name, m.Reachable)
+			}
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(p.direct) != want {
+			t.Errorf("%d direct clients, want one per member (%d)", len(p.direct), want)
+		}
+	}
+	probe(3)
+	if err := sim.Change(func(sc *mongosim.Scenario) {
+		added := sc.Members[2]
+		added.Port = 0
+		sc.Members = append(sc.Members, added)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	probe(4)
+	probe(4)
+	if err := sim.Change(func(sc *mongosim.Scenario) { sc.Members = sc.Members[:3] }); err != nil {
+		t.Fatal(err)
+	}
+	probe(3)
+}
