@@ -20,7 +20,6 @@ import (
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v3"
 	promconfig "github.com/prometheus/common/config"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/probe"
@@ -126,35 +125,51 @@ type overview struct {
 }
 
 func (c *Client) probeEndpoint(ctx context.Context, endpoint string) (topology.RabbitCluster, error) {
-	state := topology.RabbitCluster{Name: c.cfg.Name, Site: c.cfg.Site}
-	var ov overview
-	if err := c.getJSON(ctx, endpoint, "overview", "columns=rabbitmq_version,cluster_name", &ov); err != nil {
-		return state, err
-	}
-	state.Version, state.ClusterName = ov.Version, ov.ClusterName
-	state.MirroringSupported = mirroringSupported(ov.Version)
-
-	var (
-		nodes    []rabbithole.NodeInfo
-		policies []rabbithole.Policy
-		links    rabbithole.FederationLinkMap
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	api, err := c.api(gctx, endpoint)
+	api, err := c.api(ctx, endpoint)
 	if err != nil {
-		return state, err
+		return topology.RabbitCluster{}, err
 	}
-	g.Go(func() (err error) {
+
+	// Every request goes at once, so that a probe costs its slowest request
+	// rather than three in a row. The queue listing is judged against the
+	// cluster's size, version and policies: it is read once those are in,
+	// and waits in the connection meanwhile. The probe fails with the first
+	// failure in the order of errs; the listing, the costly request, is
+	// given up as soon as another fails.
+	listCtx, cancelList := context.WithCancel(ctx)
+	defer cancelList()
+	var (
+		ov          overview
+		nodes       []rabbithole.NodeInfo
+		policies    []rabbithole.Policy
+		links       rabbithole.FederationLinkMap
+		queues      *queueCounter
+		errs        [4]error // overview and policies, nodes, federation links, queues
+		judge, rest sync.WaitGroup
+	)
+	run := func(wg *sync.WaitGroup, i int, f func() error) {
+		wg.Go(func() {
+			if errs[i] = f(); errs[i] != nil {
+				cancelList()
+			}
+		})
+	}
+	run(&judge, 0, func() error {
+		if err := c.getJSON(ctx, endpoint, "overview", "columns=rabbitmq_version,cluster_name", &ov); err != nil {
+			return err
+		}
+		if !mirroringSupported(ov.Version) {
+			return nil // policies matter only to mirrored classic queues
+		}
+		var err error
+		policies, err = api.ListPolicies()
+		return wrap("policies", err)
+	})
+	run(&judge, 1, func() (err error) {
 		nodes, err = api.ListNodes()
 		return wrap("nodes", err)
 	})
-	if state.MirroringSupported {
-		g.Go(func() (err error) {
-			policies, err = api.ListPolicies()
-			return wrap("policies", err)
-		})
-	}
-	g.Go(func() (err error) {
+	run(&rest, 2, func() (err error) {
 		links, err = api.ListFederationLinks()
 		var apiErr rabbithole.ErrorResponse
 		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound {
@@ -162,23 +177,33 @@ func (c *Client) probeEndpoint(ctx context.Context, endpoint string) (topology.R
 		}
 		return wrap("federation links", err)
 	})
-	if err := g.Wait(); err != nil {
-		return state, err
+	rest.Go(func() {
+		errs[3] = c.get(listCtx, endpoint, "queues", queuesQuery, func(body io.Reader) error {
+			judge.Wait()
+			if err := listCtx.Err(); err != nil {
+				return err
+			}
+			queues = newQueueCounter(len(nodes), mirroringSupported(ov.Version), policies, c.cfg.PerQueueMetrics)
+			return decodeQueues(body, queues.add)
+		})
+	})
+	judge.Wait()
+	rest.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return topology.RabbitCluster{}, err
+		}
 	}
-	state.Nodes = c.nodes(nodes)
-	state.FederationLinks = federationLinks(links)
 
-	// The queue listing is the costly request: it goes last, once the
-	// cluster size and the policies it is judged against are known.
-	queues := newQueueCounter(len(nodes), state.MirroringSupported, policies, c.cfg.PerQueueMetrics)
-	if err := c.get(ctx, endpoint, "queues", queuesQuery, func(body io.Reader) error {
-		return decodeQueues(body, queues.add)
-	}); err != nil {
-		return state, err
-	}
-	state.Queues, state.PerQueue = queues.groups(), queues.perQueue
-	state.Up = true
-	return state, nil
+	return topology.RabbitCluster{
+		Name: c.cfg.Name, Site: c.cfg.Site, Up: true,
+		Version: ov.Version, ClusterName: ov.ClusterName,
+		MirroringSupported: mirroringSupported(ov.Version),
+		Nodes:              c.nodes(nodes),
+		FederationLinks:    federationLinks(links),
+		Queues:             queues.groups(),
+		PerQueue:           queues.perQueue,
+	}, nil
 }
 
 func wrap(what string, err error) error {

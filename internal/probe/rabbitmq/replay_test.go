@@ -214,3 +214,65 @@ func TestProbeDown(t *testing.T) {
 		})
 	}
 }
+
+// wrapRecorded serves the recorded answers of dir through wrap.
+func wrapRecorded(t *testing.T, dir string, wrap func(w http.ResponseWriter, r *http.Request, next http.Handler)) *httptest.Server {
+	t.Helper()
+	next := serveRecorded(t, dir).Config.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { wrap(w, r, next) }))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// The requests go at once: a probe costs about one answer's delay, two on
+// 3.x where the policies are asked for once the version says they matter.
+func TestProbeRequestsAtOnce(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	for _, tc := range []struct {
+		dir    string
+		delays int
+	}{
+		{"4.0/healthy", 1},
+		{"3.10/healthy", 2},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			srv := wrapRecorded(t, tc.dir, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				time.Sleep(delay)
+				next.ServeHTTP(w, r)
+			})
+			start := time.Now()
+			got := newTestClient(t, srv.URL).Probe(context.Background())
+			elapsed := time.Since(start)
+			if !got.Up || len(got.Nodes) != 3 || len(got.Queues) != 2 {
+				t.Fatalf("up %v, %d nodes, %d queue groups (%s); want up, 3 and 2", got.Up, len(got.Nodes), len(got.Queues), got.Error)
+			}
+			// In series (overview, then nodes and policies, then the
+			// queues) it took three.
+			if elapsed >= time.Duration(tc.delays+1)*delay {
+				t.Errorf("probe took %s with every answer %s late, want under %d delays", elapsed, delay, tc.delays+1)
+			}
+		})
+	}
+}
+
+// A failed request cancels the others, and the error says which one failed,
+// not that the others were cancelled.
+func TestProbeNamesTheFailedRequest(t *testing.T) {
+	for _, path := range []string{"/api/nodes", "/api/queues", "/api/policies"} {
+		t.Run(path, func(t *testing.T) {
+			srv := wrapRecorded(t, "3.10/healthy", func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				if r.URL.Path == path {
+					http.Error(w, `{"error":"internal_error","reason":"boom"}`, http.StatusInternalServerError)
+					return
+				}
+				time.Sleep(100 * time.Millisecond) // the others are still out when it fails
+				next.ServeHTTP(w, r)
+			})
+			got := newTestClient(t, srv.URL).Probe(context.Background())
+			name := strings.TrimPrefix(path, "/api/")
+			if got.Up || !strings.Contains(got.Error, name+": ") || strings.Contains(got.Error, "canceled") {
+				t.Errorf("up %v error %q, want down naming %s and no cancellation", got.Up, got.Error, name)
+			}
+		})
+	}
+}
