@@ -22,6 +22,7 @@ import (
 
 	promconfig "github.com/prometheus/common/config"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -45,7 +46,7 @@ type Prober struct {
 	warm atomic.Bool
 
 	mu      sync.Mutex
-	direct  map[string]*mongo.Client // by member host:port
+	direct  map[string]*memberClient // by member host:port
 	members []string                 // hosts of the last configuration read
 }
 
@@ -57,7 +58,7 @@ func New(cfg config.ReplicaSet, logger *slog.Logger) (*Prober, error) {
 		timeout: time.Duration(cfg.Timeout),
 		siteTag: cfg.SiteTag,
 		logger:  logger,
-		direct:  map[string]*mongo.Client{},
+		direct:  map[string]*memberClient{},
 	}
 	if p.timeout <= 0 {
 		p.timeout = config.DefaultMongoTimeout
@@ -153,8 +154,17 @@ func (p *Prober) Probe(ctx context.Context) topology.ReplicaSet {
 		}
 		confErr = err
 	})
+	// The members' hello get 90% of the time left. A member that accepts
+	// connections but never answers would otherwise hold the probe until
+	// ctx's deadline, the moment the scrape gives it up, and the set's status
+	// and configuration, in long before, would be lost with it; the rest is
+	// ample to return them. A hello still pending then is given up and its
+	// member reported unreachable.
+	deadline, _ := ctx.Deadline() // set above
+	membersCtx, cancelMembers := context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)*9/10))
+	defer cancelMembers()
 	if p.cfg.DirectMembers {
-		wg.Go(func() { views = p.memberViews(ctx, p.lastMembers()) })
+		wg.Go(func() { views = p.memberViews(membersCtx, p.lastMembers()) })
 	}
 	wg.Wait()
 	for _, err := range []error{statusErr, confErr} {
@@ -164,7 +174,7 @@ func (p *Prober) Probe(ctx context.Context) topology.ReplicaSet {
 	}
 
 	if p.cfg.DirectMembers {
-		p.askAdded(ctx, conf, views)
+		p.askAdded(membersCtx, conf, views)
 	}
 	return replicaSet(p.cfg.Name, p.cfg.MemberSites, p.siteTag, status, conf, views)
 }
@@ -183,6 +193,8 @@ func (p *Prober) findPrimary(ctx context.Context) {
 }
 
 // memberViews asks the members at hosts for their own hello, concurrently.
+// A member that does not answer within ctx is reported unreachable: whether
+// it refuses connections or hangs, the exporter cannot read it.
 func (p *Prober) memberViews(ctx context.Context, hosts []string) map[string]memberView {
 	clients := p.directClients(hosts)
 
@@ -192,7 +204,7 @@ func (p *Prober) memberViews(ctx context.Context, hosts []string) map[string]mem
 	for host, client := range clients {
 		wg.Go(func() {
 			v := memberView{}
-			raw, err := p.command(ctx, client, "hello")
+			raw, err := p.hello(ctx, client)
 			if err == nil {
 				v.hello, err = decodeHello(raw)
 			}
@@ -226,17 +238,84 @@ func (p *Prober) askAdded(ctx context.Context, conf replSetConfig, views map[str
 	maps.Copy(views, p.memberViews(ctx, added))
 }
 
+// hello asks one member for its own hello, giving up at the next heartbeat
+// its client's monitor fails. A direct client has only that member to
+// select, so while the member is down server selection waits for it until
+// the deadline; the monitor, which selection asks to check the member again
+// every 500ms, knows sooner. A refused member is thus given up within about
+// one heartbeat, and a member that comes back is selected at the first
+// heartbeat that succeeds.
+func (p *Prober) hello(ctx context.Context, c *memberClient) (bson.Raw, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	failed := c.nextFailure()
+	go func() {
+		select {
+		case <-failed:
+			cancel(c.heartbeatErr())
+		case <-ctx.Done():
+		}
+	}()
+	raw, err := p.command(ctx, c.Client, "hello")
+	if err != nil && context.Cause(ctx) != ctx.Err() {
+		return nil, fmt.Errorf("hello: heartbeat failed: %w", context.Cause(ctx))
+	}
+	return raw, err
+}
+
+// memberClient is the pooled direct client of one member, with what its
+// monitor last said.
+type memberClient struct {
+	*mongo.Client
+
+	mu      sync.Mutex
+	lastErr error         // of the last failed heartbeat
+	failed  chan struct{} // closed at the next failed heartbeat
+}
+
+// connectMember builds the direct client of the member at host.
+func (p *Prober) connectMember(host string) (*memberClient, error) {
+	c := &memberClient{failed: make(chan struct{})}
+	monitor := &event.ServerMonitor{
+		ServerHeartbeatFailed: func(e *event.ServerHeartbeatFailedEvent) { c.heartbeatFailed(e.Failure) },
+	}
+	var err error
+	c.Client, err = mongo.Connect(p.base().SetHosts([]string{host}).SetDirect(true).SetServerMonitor(monitor))
+	return c, err
+}
+
+func (c *memberClient) heartbeatFailed(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastErr = err
+	close(c.failed)
+	c.failed = make(chan struct{})
+}
+
+// nextFailure is closed when a heartbeat fails after this call.
+func (c *memberClient) nextFailure() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed
+}
+
+func (c *memberClient) heartbeatErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
 // directClients returns a pooled direct client per host, creating missing
 // ones.
-func (p *Prober) directClients(hosts []string) map[string]*mongo.Client {
+func (p *Prober) directClients(hosts []string) map[string]*memberClient {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[string]*mongo.Client, len(hosts))
+	out := make(map[string]*memberClient, len(hosts))
 	for _, h := range hosts {
 		c, ok := p.direct[h]
 		if !ok {
 			var err error
-			c, err = mongo.Connect(p.base().SetHosts([]string{h}).SetDirect(true))
+			c, err = p.connectMember(h)
 			if err != nil { // options were validated in New; a host string may still be bad
 				p.logger.Warn("cannot build a direct client", "set", p.cfg.Name, "member", h, "err", err)
 				continue

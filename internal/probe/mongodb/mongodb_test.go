@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,4 +228,146 @@ func TestProbeMembershipChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	probe(3)
+}
+
+// reachability renders the members' reachability, in member order.
+func reachability(rs topology.ReplicaSet) string {
+	var out []string
+	for _, m := range rs.Members {
+		out = append(out, map[topology.Tristate]string{topology.Unknown: "?", topology.True: "yes", topology.False: "no"}[m.Reachable])
+	}
+	return strings.Join(out, " ")
+}
+
+// helloErrors records why members did not answer hello, from the probe's log.
+type helloErrors struct {
+	slog.Handler
+	mu   sync.Mutex
+	errs []string
+}
+
+func (h *helloErrors) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *helloErrors) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "member did not answer hello" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "err" {
+				h.mu.Lock()
+				h.errs = append(h.errs, a.Value.String())
+				h.mu.Unlock()
+			}
+			return true
+		})
+	}
+	return nil
+}
+
+func (h *helloErrors) take() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	errs := h.errs
+	h.errs = nil
+	return errs
+}
+
+// A member that refuses connections is given up at its direct client's next
+// failed heartbeat (500ms apart while a command waits for the member), not
+// at the deadline: the set is reported in time, with that member
+// unreachable, and a revived member is reachable again at the next probe.
+func TestProbeRefusedMember(t *testing.T) {
+	const deadline = 2 * time.Second // well under the configured timeout, as at a short scrape interval
+	sim, p := startSim(t, "pss", mongosim.Options{}, func(c *config.ReplicaSet) { c.Timeout = model.Duration(5 * time.Second) })
+	logged := &helloErrors{}
+	p.logger = slog.New(logged)
+	probe := func() (topology.ReplicaSet, time.Duration) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		start := time.Now()
+		rs := p.Probe(ctx)
+		return rs, time.Since(start)
+	}
+	if rs, _ := probe(); !rs.Up || reachability(rs) != "yes yes yes" {
+		t.Fatalf("before the kill: up %v (%s), reachable %s", rs.Up, rs.Error, reachability(rs))
+	}
+
+	if err := sim.Kill(2); err != nil {
+		t.Fatal(err)
+	}
+	// Every probe, not just the first: each asks the member again.
+	for i := range 3 {
+		rs, took := probe()
+		if !rs.Up || reachability(rs) != "yes yes no" {
+			t.Errorf("probe %d after the kill: up %v (%s), reachable %s; want up, reachable yes yes no", i, rs.Up, rs.Error, reachability(rs))
+		}
+		// About 500ms expected; the members' own deadline would be 1.8s.
+		if took > deadline*6/10 {
+			t.Errorf("probe %d after the kill took %s, want well within the %s deadline", i, took.Round(time.Millisecond), deadline)
+		}
+		for _, err := range logged.take() {
+			if !strings.Contains(err, "heartbeat failed") {
+				t.Errorf("probe %d: the member was given up by %q, want its failed heartbeat", i, err)
+			}
+		}
+	}
+
+	if err := sim.Revive(2); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; ; i++ {
+		rs, _ := probe()
+		if rs.Up && reachability(rs) == "yes yes yes" {
+			break
+		}
+		if i == 2 {
+			t.Fatalf("revived member still not reachable after %d probes: up %v (%s), reachable %s", i, rs.Up, rs.Error, reachability(rs))
+		}
+	}
+}
+
+// A member that accepts connections but never answers holds neither the
+// set's status nor the other members past the deadline: its hello is given
+// up a share of the time before, and it is reported unreachable.
+func TestProbeHungMember(t *testing.T) {
+	const deadline = 2 * time.Second
+	tests := []struct {
+		name string
+		hang func(*mongosim.Sim) error // nil: the member hangs from the start
+	}{
+		{"from the start", nil},
+		{"after answering", func(sim *mongosim.Sim) error { return sim.SetFault(2, mongosim.Hang) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			scenario := "member-hangs"
+			if tt.hang != nil {
+				scenario = "pss"
+			}
+			sim, p := startSim(t, scenario, mongosim.Options{}, func(c *config.ReplicaSet) { c.Timeout = model.Duration(5 * time.Second) })
+			if tt.hang != nil {
+				if rs := p.Probe(context.Background()); reachability(rs) != "yes yes yes" {
+					t.Fatalf("before the hang: up %v (%s), reachable %s", rs.Up, rs.Error, reachability(rs))
+				}
+				if err := tt.hang(sim); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 2 {
+				ctx, cancel := context.WithTimeout(context.Background(), deadline)
+				rs := p.Probe(ctx)
+				late := ctx.Err()
+				cancel()
+				if late != nil {
+					t.Errorf("probe %d returned after the deadline", i)
+				}
+				if !rs.Up || rs.Term != 1 || rs.Primaries != 1 || len(rs.Members) != 3 {
+					t.Errorf("probe %d: up %v (%s), term %d, %d primaries, %d members; want the set's status", i, rs.Up, rs.Error, rs.Term, rs.Primaries, len(rs.Members))
+				}
+				if got := reachability(rs); got != "yes yes no" {
+					t.Errorf("probe %d: reachable %s, want yes yes no", i, got)
+				}
+			}
+		})
+	}
 }
