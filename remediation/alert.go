@@ -21,8 +21,10 @@ const (
 	StatusResolved = "resolved"
 )
 
-// Webhook is an Alertmanager webhook notification (version 4). Fields the
-// receiver does not use are kept so that the journal holds what was sent.
+// Webhook is an Alertmanager webhook notification (version 4). The journal
+// keeps the body as received; fields the receiver does not use are decoded
+// all the same, so that a body of the wrong shape is refused (400), not
+// journaled for the worker to fail on.
 type Webhook struct {
 	Version         string            `json:"version"`
 	GroupKey        string            `json:"groupKey"`

@@ -1,11 +1,15 @@
 package remediation
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func readTestdata(t testing.TB, name string) []byte {
@@ -98,6 +102,7 @@ func FuzzDecodeWebhook(f *testing.F) {
 		f.Add(readTestdata(f, name))
 	}
 	f.Add([]byte(`{"version":"4","status":"resolved","alerts":[]}`))
+	f.Add([]byte("{\n  \"version\": \"4\",\n  \"status\": \"resolved\",\n  \"alerts\": []\n}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		w, err := decodeWebhook(b)
 		if err != nil {
@@ -114,6 +119,19 @@ func FuzzDecodeWebhook(f *testing.F) {
 			if a.Fingerprint == "" || a.StartsAt.IsZero() || !validStatus(a.Status) {
 				t.Fatalf("accepted alert %+v", a)
 			}
+		}
+		// And it is journaled as received: one line, which reads back as
+		// the webhook accepted.
+		line, err := notificationLine(time.Now(), "0123abcd", b)
+		if err != nil {
+			t.Fatalf("accepted but not journaled: %v", err)
+		}
+		if bytes.IndexByte(line, '\n') != len(line)-1 {
+			t.Fatalf("journaled as more than one line: %q", line)
+		}
+		var rec record
+		if err := json.Unmarshal(line, &rec); err != nil || !reflect.DeepEqual(rec.Webhook, w) {
+			t.Fatalf("journaled %q, read back %+v, %v", line, rec.Webhook, err)
 		}
 	})
 }

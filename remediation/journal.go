@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -56,14 +58,34 @@ type Journal struct {
 	reqs chan appendReq
 	done chan struct{}
 
-	// Read side, used by one goroutine at a time.
-	offset  int64
-	partial []byte
+	// Read side, used by one goroutine at a time: the file offset read up
+	// to, and the bytes read after the last complete line.
+	offset int64
+	buf    []byte
+
+	// written holds the notifications this process journaled and has not
+	// read back yet, by offset, in the order written: read takes them as
+	// they are instead of decoding again what the handler just decoded.
+	mu      sync.Mutex
+	written []writtenRecord
 }
+
+// writtenRecord is a record on disk at offset, as it was before encoding.
+type writtenRecord struct {
+	offset int64
+	rec    record
+}
+
+// maxWritten bounds the records kept for read: a reader that has stopped
+// (an unreadable record) must not make the writer grow without end.
+const maxWritten = 10000
 
 type appendReq struct {
 	data []byte
-	err  chan error
+	// rec, when set, is the one record data holds: read takes it instead
+	// of decoding data.
+	rec *record
+	err chan error
 }
 
 // OpenJournal opens (creating) the journal at path. A last line cut short
@@ -140,7 +162,51 @@ func (j *Journal) Append(ctx context.Context, recs ...record) error {
 		buf.Write(b)
 		buf.WriteByte('\n')
 	}
-	req := appendReq{data: buf.Bytes(), err: make(chan error, 1)}
+	return j.queue(ctx, appendReq{data: buf.Bytes(), err: make(chan error, 1)})
+}
+
+// appendNotification journals a notification as the bytes received: body
+// is what decodeWebhook accepted, and hook what it returned. Writing the
+// body rather than encoding hook again costs no encoding and keeps what
+// Alertmanager sent; this process reads hook back instead of decoding the
+// line again.
+func (j *Journal) appendNotification(ctx context.Context, id string, body []byte, hook *Webhook) error {
+	now := time.Now().Round(0) // as decoded: no monotonic clock reading
+	line, err := notificationLine(now, id, body)
+	if err != nil {
+		return err
+	}
+	rec := &record{Time: now, Kind: kindNotification, ID: id, Webhook: hook}
+	return j.queue(ctx, appendReq{data: line, rec: rec, err: make(chan error, 1)})
+}
+
+// notificationLine is the journal line of a notification received at t:
+// the record that json.Marshal would write, with body as its webhook. id
+// is hex (newID); body is one JSON value.
+func notificationLine(t time.Time, id string, body []byte) ([]byte, error) {
+	line := make([]byte, 0, len(body)+128)
+	line = append(line, `{"time":"`...)
+	line = t.AppendFormat(line, time.RFC3339Nano)
+	line = append(line, `","kind":"`+kindNotification+`","id":"`...)
+	line = append(line, id...)
+	line = append(line, `","webhook":`...)
+	// A record is a line: a body sent indented is compacted. Alertmanager
+	// sends one line, kept as it is: compacting costs as much as decoding.
+	body = bytes.TrimSpace(body)
+	if bytes.IndexByte(body, '\n') >= 0 {
+		buf := bytes.NewBuffer(line)
+		if err := json.Compact(buf, body); err != nil {
+			return nil, err
+		}
+		line = buf.Bytes()
+	} else {
+		line = append(line, body...)
+	}
+	return append(line, "}\n"...), nil
+}
+
+// queue hands whole lines to the writer and waits until they are on disk.
+func (j *Journal) queue(ctx context.Context, req appendReq) error {
 	select {
 	case j.reqs <- req:
 	case <-ctx.Done():
@@ -156,6 +222,7 @@ func (j *Journal) Append(ctx context.Context, recs ...record) error {
 // requests that queued meanwhile.
 func (j *Journal) writer() {
 	defer close(j.done)
+	var data []byte // kept: a burst is a batch of 200 lines, and the next one too
 	for req := range j.reqs {
 		batch := []appendReq{req}
 	more:
@@ -170,11 +237,14 @@ func (j *Journal) writer() {
 				break more
 			}
 		}
-		var data []byte
+		data = data[:0]
 		for _, r := range batch {
 			data = append(data, r.data...)
 		}
-		err := j.write(data)
+		offset, err := j.write(data)
+		if err == nil {
+			j.remember(offset, batch)
+		}
 		for _, r := range batch {
 			r.err <- err
 		}
@@ -183,67 +253,103 @@ func (j *Journal) writer() {
 
 // write appends data under an exclusive flock and fsyncs. A failed write is
 // cut back off, so that a half line never glues to the next; a file that
-// failed is opened again for the next batch.
-func (j *Journal) write(data []byte) error {
-	err := j.writeLocked(data)
+// failed is opened again for the next batch. It returns the offset data was
+// written at.
+func (j *Journal) write(data []byte) (int64, error) {
+	offset, err := j.writeLocked(data)
 	if err != nil {
 		if f, oerr := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); oerr == nil {
 			j.w.Close()
 			j.w = f
 		}
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return 0, fmt.Errorf("journal %s: %w", j.path, err)
 	}
-	return nil
+	return offset, nil
 }
 
-func (j *Journal) writeLocked(data []byte) error {
+func (j *Journal) writeLocked(data []byte) (int64, error) {
 	if err := flock(j.w, syscall.LOCK_EX); err != nil {
-		return err
+		return 0, err
 	}
 	defer flock(j.w, syscall.LOCK_UN)
 	fi, err := j.w.Stat()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := j.w.Write(data); err != nil {
 		j.w.Truncate(fi.Size())
-		return err
+		return 0, err
 	}
-	return j.w.Sync()
+	return fi.Size(), j.w.Sync()
+}
+
+// remember keeps the records of a batch written at offset for read.
+func (j *Journal) remember(offset int64, batch []appendReq) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, r := range batch {
+		if r.rec != nil && len(j.written) < maxWritten {
+			j.written = append(j.written, writtenRecord{offset, *r.rec})
+		}
+		offset += int64(len(r.data))
+	}
+}
+
+// takeWritten returns the record this process wrote at offset, if it kept
+// it, and forgets those before: read only goes forward.
+func (j *Journal) takeWritten(offset int64) (record, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for len(j.written) > 0 && j.written[0].offset <= offset {
+		w := j.written[0]
+		j.written[0] = writtenRecord{}
+		j.written = j.written[1:]
+		if w.offset == offset {
+			return w.rec, true
+		}
+	}
+	return record{}, false
 }
 
 // read returns the complete records appended since the last read.
 func (j *Journal) read() ([]record, error) {
-	var recs []record
-	buf := make([]byte, 64<<10)
 	for {
-		n, err := j.r.ReadAt(buf, j.offset)
+		// One buffer, kept from read to read: the worker reads after every
+		// batch, and garbage it makes is collected on the requests' time.
+		j.buf = slices.Grow(j.buf, 16<<10)
+		n, err := j.r.ReadAt(j.buf[len(j.buf):cap(j.buf)], j.offset)
 		j.offset += int64(n)
-		j.partial = append(j.partial, buf[:n]...)
+		j.buf = j.buf[:len(j.buf)+n]
 		if errors.Is(err, io.EOF) || n == 0 {
 			break
 		}
 		if err != nil {
-			return recs, err
+			return nil, err
 		}
 	}
+	var recs []record
+	rest := j.buf
 	for {
-		i := bytes.IndexByte(j.partial, '\n')
+		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
 			break
 		}
-		line := j.partial[:i]
-		j.partial = j.partial[i+1:]
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
+		line := rest[:i]
+		if r, ok := j.takeWritten(j.offset - int64(len(rest))); ok {
+			recs = append(recs, r)
+		} else if len(bytes.TrimSpace(line)) > 0 {
+			var r record
+			if err := json.Unmarshal(line, &r); err != nil {
+				// Stop before it, every time: never guess past it.
+				j.buf = j.buf[:copy(j.buf, rest)]
+				return recs, fmt.Errorf("journal %s: unreadable record ending at byte %d: %w", j.path, j.offset-int64(len(rest)-i-1), err)
+			}
+			recs = append(recs, r)
 		}
-		var r record
-		if err := json.Unmarshal(line, &r); err != nil {
-			return recs, fmt.Errorf("journal %s: unreadable record ending at byte %d: %w", j.path, j.offset-int64(len(j.partial)), err)
-		}
-		recs = append(recs, r)
+		rest = rest[i+1:]
 	}
-	j.partial = bytes.Clone(j.partial)
+	// Keep the line not yet complete for the next read.
+	j.buf = j.buf[:copy(j.buf, rest)]
 	return recs, nil
 }
 

@@ -1,13 +1,17 @@
 package remediation
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openJournal(t *testing.T, path string) *Journal {
@@ -71,9 +75,65 @@ func TestJournalRefusesAnUnreadableRecord(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{\"kind\":\"ack\"}\nnot json\n{\"kind\":\"ack\"}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := openJournal(t, path).read()
-	if err == nil || !strings.Contains(err.Error(), "unreadable record") {
-		t.Errorf("got %v", err)
+	j := openJournal(t, path)
+	recs, err := j.read()
+	if err == nil || !strings.Contains(err.Error(), "unreadable record") || len(recs) != 1 {
+		t.Errorf("got %d records, %v", len(recs), err)
+	}
+	// The worker reads again a second later: still not past it.
+	if recs, err = j.read(); err == nil || len(recs) != 0 {
+		t.Errorf("read again: %d records, %v", len(recs), err)
+	}
+}
+
+// A notification is journaled as the bytes received, on one line even when
+// sent indented, and reads back as the webhook the handler decoded: in this
+// process, which keeps it, as in another, which decodes the file.
+func TestJournalNotificationAsReceived(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j := openJournal(t, path)
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, readTestdata(t, "mixed.json"), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	bodies := [][]byte{readTestdata(t, "firing.json"), indented.Bytes()}
+	var hooks []*Webhook
+	for i, body := range bodies {
+		hook, err := decodeWebhook(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks = append(hooks, hook)
+		if err := j.appendNotification(context.Background(), fmt.Sprint(i), body, hook); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Append(context.Background(), record{Kind: kindProcessed, IDs: []string{"0", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || bytes.Count(b, []byte("\n")) != 3 {
+		t.Fatalf("want 3 lines, got %q, %v", b, err)
+	}
+	kept, err := j.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := openJournal(t, path).read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 3 || len(decoded) != 3 {
+		t.Fatalf("read %d records here, %d in another process; want 3", len(kept), len(decoded))
+	}
+	for i, hook := range hooks {
+		k, d := kept[i], decoded[i]
+		if !k.Time.Equal(d.Time) || k.Kind != kindNotification || k.ID != fmt.Sprint(i) {
+			t.Errorf("record %d: kept %v %s %s, decoded %v", i, k.Time, k.Kind, k.ID, d.Time)
+		}
+		k.Time, d.Time = time.Time{}, time.Time{}
+		if k.Webhook != hook || !reflect.DeepEqual(k, d) {
+			t.Errorf("record %d: kept %+v, decoded %+v", i, k, d)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@
 package remediation
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -247,7 +248,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
+	body, err := readBody(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes), req.ContentLength, r.cfg.MaxBodyBytes)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -262,8 +263,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	id := newID()
-	if err := r.journal.Append(req.Context(), record{Kind: kindNotification, ID: id, Webhook: hook}); err != nil {
+	if err := r.journal.appendNotification(req.Context(), newID(), body, hook); err != nil {
 		r.logger.Error("remediation: notification not recorded; Alertmanager will resend it", "err", err)
 		http.Error(w, "notification not recorded", http.StatusInternalServerError)
 		return
@@ -273,6 +273,18 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	default:
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// readBody reads a request body into one buffer of the size the client
+// announced (Alertmanager always does), instead of growing one from 512
+// bytes: 200 concurrent notifications are 200 buffers at once.
+func readBody(body io.Reader, contentLength, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if contentLength > 0 && contentLength <= limit {
+		buf.Grow(int(contentLength) + bytes.MinRead) // room to read the EOF
+	}
+	_, err := buf.ReadFrom(body)
+	return buf.Bytes(), err
 }
 
 func newID() string {
