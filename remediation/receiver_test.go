@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,19 +22,29 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
-// redisLab is the real Redis + Sentinel group that holds the leases, shared
-// by every test of the binary (each test uses a key prefix of its own).
-var redisLab *lab.SentinelGroup
+// The real Redis + Sentinel group that holds the leases, shared by every
+// test of the binary (each test uses a key prefix of its own). It starts on
+// first use, so that fuzz workers, which run this binary too, start none.
+var (
+	redisOnce sync.Once
+	redisLab  *lab.SentinelGroup
+	redisErr  error
+)
+
+func redisGroup(t testing.TB) *lab.SentinelGroup {
+	t.Helper()
+	redisOnce.Do(func() { redisLab, redisErr = lab.StartSentinelGroup(lab.SentinelOptions{Site: "dc1"}) })
+	if redisErr != nil {
+		t.Fatalf("remediation tests need the Redis lab and it did not start: %v", redisErr)
+	}
+	return redisLab
+}
 
 func TestMain(m *testing.M) {
-	g, err := lab.StartSentinelGroup(lab.SentinelOptions{Site: "dc1"})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "remediation tests need the Redis lab and it did not start: %v\n", err)
-		os.Exit(1)
-	}
-	redisLab = g
 	code := m.Run()
-	g.Stop()
+	if redisLab != nil {
+		redisLab.Stop()
+	}
 	os.Exit(code)
 }
 
@@ -94,7 +105,7 @@ func (e *estate) config(t testing.TB, urls map[string]string) *config.Config {
 		fmt.Fprintf(&b, "    - {name: %s, url: %q, site: %s, role: %s, cluster: prod}\n", s.Name(), url, site, role)
 	}
 	b.WriteString("redis:\n  - name: dc1\n    site: dc1\n    sentinels:\n")
-	for _, a := range redisLab.SentinelAddrs() {
+	for _, a := range redisGroup(t).SentinelAddrs() {
 		fmt.Fprintf(&b, "      - address: %s\n", a)
 	}
 	cfg, err := config.Parse([]byte(b.String()), e.dir)
