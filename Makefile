@@ -8,7 +8,7 @@ FUZZTIME  ?= 3s
 # `make fuzz` runs each target this long.
 LONGFUZZ  ?= 2m
 
-.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down e2e soak screenshot dashboards clean
+.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down demo-iap e2e soak screenshot dashboards clean
 
 all: lint build test
 
@@ -54,6 +54,10 @@ demo: build
 
 demo-down:
 	./scripts/demo.sh down
+
+# IAP alone: iapsim's HA-6 servers and the exporter against them, no lab.
+demo-iap: build
+	./scripts/demo-iap.sh
 
 # Regenerate the Grafana dashboards (dashboards/*.json) from dashboards/*.go;
 # `make test` fails while the committed JSON and the code disagree.
