@@ -11,17 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/iapha/iap_ha_exporter/collector"
-	"github.com/iapha/iap_ha_exporter/internal/config"
-	"github.com/iapha/iap_ha_exporter/internal/exporter"
-	"github.com/iapha/iap_ha_exporter/remediation"
+	"github.com/iapha/iap_ha_exporter/internal/catalog"
 )
 
 // Grafana's range variables are substituted with durations no one writes by
@@ -393,66 +388,18 @@ func (k *knownMetrics) checkAlerts(where string, vs *parser.VectorSelector) []st
 	return problems
 }
 
-var (
-	descNameRE   = regexp.MustCompile(`fqName: "([^"]+)"`)
-	descLabelsRE = regexp.MustCompile(`variableLabels: \{([^}]*)\}\}$`)
-)
-
 // loadKnownMetrics lists what the exporter registers with the HA-6 example
-// configuration (one target of every kind): every collector's descriptors,
-// the remediation receiver's, and the exporter's own metrics; then what the
-// rule pack records and alerts on.
+// configuration (one target of every kind; internal/catalog reads them from
+// the descriptors), then what the rule pack records and alerts on.
 func loadKnownMetrics(t *testing.T) *knownMetrics {
 	t.Helper()
-	const configFile = "../examples/ha6.yml"
 	known := &knownMetrics{labels: map[string]map[string]bool{}, alerts: map[string]bool{}}
-
-	cfg, err := config.Load(configFile)
+	registered, err := catalog.Metrics("../examples/ha6.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	scraper, err := collector.NewScraper(cfg, promslog.NewNopLogger(), collector.Names()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer scraper.Close()
-	descs := make(chan *prometheus.Desc)
-	go func() {
-		scraper.Describe(descs)
-		remediation.Describe(descs)
-		close(descs)
-	}()
-	for d := range descs {
-		name := descNameRE.FindStringSubmatch(d.String())
-		labelList := descLabelsRE.FindStringSubmatch(d.String())
-		if name == nil || labelList == nil {
-			t.Fatalf("cannot read descriptor %s", d)
-		}
-		var labelNames []string
-		if labelList[1] != "" {
-			labelNames = strings.Split(labelList[1], ",")
-		}
-		known.addRegistered(name[1], labelNames)
-	}
-
-	e, err := exporter.New(exporter.Options{ConfigFile: configFile, Collectors: []string{"topology"}, Logger: promslog.NewNopLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	families, err := e.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range families {
-		if !strings.HasPrefix(mf.GetName(), collector.Namespace+"_") {
-			continue
-		}
-		var labelNames []string
-		for _, lp := range mf.GetMetric()[0].GetLabel() {
-			labelNames = append(labelNames, lp.GetName())
-		}
-		known.addRegistered(mf.GetName(), labelNames)
+	for name, labels := range registered {
+		known.addRegistered(name, labels)
 	}
 	if len(known.labels) < 50 {
 		t.Fatalf("only %d metrics registered; the collectors did not build", len(known.labels))

@@ -2,21 +2,15 @@ package rules
 
 import (
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/iapha/iap_ha_exporter/collector"
-	"github.com/iapha/iap_ha_exporter/internal/config"
-	"github.com/iapha/iap_ha_exporter/internal/exporter"
-	"github.com/iapha/iap_ha_exporter/remediation"
+	"github.com/iapha/iap_ha_exporter/internal/catalog"
 )
 
 // scrapeLabels are added by Prometheus to every series it scrapes.
@@ -88,63 +82,14 @@ func TestRulesUseRegisteredMetrics(t *testing.T) {
 	}
 }
 
-var descRE = regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}`)
-
 // registeredMetrics maps every iap_ha_ metric the binary can serve to its
-// label names: the descriptors of every collector, built from the HA-6
-// example (one target of every kind), the exporter's own metrics and the
-// remediation receiver's.
+// label names (internal/catalog reads them from the descriptors).
 func registeredMetrics(t *testing.T) map[string][]string {
 	t.Helper()
-	logger := promslog.NewNopLogger()
-	cfg, err := config.Load("../examples/ha6.yml")
+	metrics, err := catalog.Metrics("../examples/ha6.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	scraper, err := collector.NewScraper(cfg, logger, collector.Names()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer scraper.Close()
-	if got, want := scraper.Collectors(), collector.Names(); !slices.Equal(got, want) {
-		t.Fatalf("collectors built from examples/ha6.yml: %v, want every one of %v", got, want)
-	}
-
-	metrics := map[string][]string{}
-	ch := make(chan *prometheus.Desc)
-	go func() {
-		scraper.Describe(ch)
-		remediation.NewMetrics().Describe(ch)
-		close(ch)
-	}()
-	for d := range ch {
-		m := descRE.FindStringSubmatch(d.String())
-		if m == nil {
-			t.Fatalf("unreadable descriptor %s", d)
-		}
-		metrics[m[1]] = strings.FieldsFunc(m[2], func(r rune) bool { return r == ',' })
-	}
-
-	e, err := exporter.New(exporter.Options{ConfigFile: "../examples/ha6.yml", Collectors: []string{"topology"}, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	mfs, err := e.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if !strings.HasPrefix(mf.GetName(), "iap_ha_") {
-			continue
-		}
-		var labels []string
-		for _, lp := range mf.GetMetric()[0].GetLabel() {
-			labels = append(labels, lp.GetName())
-		}
-		metrics[mf.GetName()] = labels
-	}
-
 	names := make([]string, 0, len(metrics))
 	for n := range metrics {
 		names = append(names, n)
