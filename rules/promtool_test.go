@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/iapha/iap_ha_exporter/fixtures/estate"
+	labpkg "github.com/iapha/iap_ha_exporter/fixtures/lab"
 )
 
 // ruleFiles are the pack; tests/*.yml are promtool unit tests of it.
@@ -30,6 +31,9 @@ func TestPromtool(t *testing.T) {
 	tests, err := filepath.Glob("tests/*.yml")
 	if err != nil || len(tests) == 0 {
 		t.Fatalf("no rule tests in tests/: %v", err)
+	}
+	if err := labpkg.EnsurePackages(map[string]string{debianPromtool: "prometheus"}); err != nil {
+		t.Fatal(err)
 	}
 	lab, err := estate.LabRules("iap_ha.*.yml", t.TempDir())
 	if err != nil {

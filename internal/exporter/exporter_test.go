@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/promslog"
+
+	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 )
 
 // syncBuffer collects log output written from several goroutines.
@@ -206,12 +208,15 @@ gateways:
 	}
 }
 
-// promtool (Debian's prometheus package, installed by .ci/run) must find
+// promtool (Debian's prometheus package, installed when missing) must find
 // nothing wrong with what /metrics serves.
 func TestPromtoolCheckMetrics(t *testing.T) {
+	if err := lab.EnsurePackages(map[string]string{"promtool": "prometheus"}); err != nil {
+		t.Fatal(err)
+	}
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Fatal("promtool not found: install Debian's prometheus package (.ci/run does)")
+		t.Fatal(err)
 	}
 	e, err := New(Options{Logger: promslog.NewNopLogger(), DefaultTimeout: 3 * time.Second})
 	if err != nil {

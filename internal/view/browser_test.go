@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
+	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/fixtures/mongosim"
 	"github.com/iapha/iap_ha_exporter/internal/exporter"
 	"github.com/iapha/iap_ha_exporter/internal/view"
@@ -24,9 +25,12 @@ import (
 // needs (no sandbox as root, no background networking on a closed network).
 func chromium(t *testing.T, args ...string) string {
 	t.Helper()
+	if err := lab.EnsurePackages(map[string]string{"chromium": "chromium"}); err != nil {
+		t.Fatal(err)
+	}
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Fatal("chromium not found: install Debian's chromium package (.ci/run does)")
+		t.Fatal(err)
 	}
 	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
