@@ -99,12 +99,7 @@ func TestIAPAdapterView(t *testing.T) {
 // by its factory, and closed with the test.
 func gatewayScraper(t *testing.T, gateways ...config.Gateway) *Scraper {
 	t.Helper()
-	s, err := NewScraper(&config.Config{Gateways: gateways}, promslog.NewNopLogger(), "gateway")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return testScraper(t, &config.Config{Gateways: gateways}, "gateway")
 }
 
 func TestGatewayUpdate(t *testing.T) {

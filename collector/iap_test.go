@@ -25,13 +25,7 @@ var iapMetricNames = []string{
 // iapScrape runs one scrape of the iap collector alone and returns its metrics.
 func iapScrape(t *testing.T, cfg *config.Config) *Scraper {
 	t.Helper()
-	c, err := newIAPCollector(cfg, promslog.NewNopLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newScraperWith(cfg, promslog.NewNopLogger(), map[string]Collector{"iap": c})
-	t.Cleanup(s.Close)
-	return s
+	return testScraper(t, cfg, "iap")
 }
 
 // TestIAPCollector scrapes a small HA-6 estate in which the standby site has

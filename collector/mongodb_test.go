@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,15 +33,7 @@ func mongoSim(t *testing.T, scenario string) *mongosim.Sim {
 
 func mongoScraper(t *testing.T, sets ...config.ReplicaSet) *Scraper {
 	t.Helper()
-	cfg := &config.Config{MongoDB: sets}
-	logger := slog.New(slog.DiscardHandler)
-	c, err := newMongoDBCollector(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newScraperWith(cfg, logger, map[string]Collector{"mongodb": c})
-	t.Cleanup(s.Close)
-	return s
+	return testScraper(t, &config.Config{MongoDB: sets}, "mongodb")
 }
 
 // members replaces m0, m1, … in text with the simulator's addresses.

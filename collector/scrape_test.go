@@ -51,6 +51,18 @@ func (c *stubCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 	}
 }
 
+// testScraper builds the named collectors from cfg, as the binary would,
+// and closes them when the test ends.
+func testScraper(t *testing.T, cfg *config.Config, names ...string) *Scraper {
+	t.Helper()
+	s, err := NewScraper(cfg, promslog.NewNopLogger(), names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 func stubScraper(cs ...*stubCollector) *Scraper {
 	m := map[string]Collector{}
 	for _, c := range cs {

@@ -31,15 +31,7 @@ var sentinelMetricNames = []string{
 
 func sentinelScraper(t *testing.T, groups ...config.SentinelGroup) *Scraper {
 	t.Helper()
-	cfg := &config.Config{Redis: groups}
-	logger := slog.New(slog.DiscardHandler)
-	c, err := newSentinelCollector(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newScraperWith(cfg, logger, map[string]Collector{"sentinel": c})
-	t.Cleanup(s.Close)
-	return s
+	return testScraper(t, &config.Config{Redis: groups}, "sentinel")
 }
 
 // A healthy group seen by its three Sentinels (one per site), plus a fourth
