@@ -204,12 +204,20 @@ func TestMongoDBHungMemberBoundedByTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := mongoSim(t, "pss")
 			const timeout = time.Second
+			hang := func() {
+				if err := sim.SetFault(tt.hang, mongosim.Hang); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A fresh client starts monitoring as soon as it is built: hang
+			// the member first, or the client may find it healthy in time.
+			if !tt.warm {
+				hang()
+			}
 			s := mongoScraper(t, config.ReplicaSet{Name: "rs0", URI: sim.URI(), Timeout: model.Duration(timeout), DirectMembers: true})
 			if tt.warm {
 				s.Probe(context.Background())
-			}
-			if err := sim.SetFault(tt.hang, mongosim.Hang); err != nil {
-				t.Fatal(err)
+				hang()
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
