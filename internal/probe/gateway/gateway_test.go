@@ -2,19 +2,9 @@ package gateway
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
 	"maps"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/iapha/iap_ha_exporter/fixtures/iagsim"
+	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -283,16 +274,16 @@ func TestNewClientRejectsBadURL(t *testing.T) {
 // TestProbeOverTLS checks that tls_config reaches the client: the gateway's
 // certificate is trusted only through the configured CA file.
 func TestProbeOverTLS(t *testing.T) {
-	certPEM, keyPEM := selfSignedCert(t)
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	files, err := lab.WriteTLSFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sim := startSim(t, iagsim.Options{Devices: simDevices, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := files.CAFile
 
 	cfg := gatewayConfig(sim, 5*time.Second)
 	if g := newClient(t, cfg).Probe(context.Background()); g.Up || !strings.Contains(g.Error, "certificate") {
@@ -302,33 +293,4 @@ func TestProbeOverTLS(t *testing.T) {
 	if g := newClient(t, cfg).Probe(context.Background()); !g.Up || g.Error != "" || g.Devices["netmiko"] != 4380 {
 		t.Errorf("with the CA: %+v", g)
 	}
-}
-
-func selfSignedCert(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "iag1"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
