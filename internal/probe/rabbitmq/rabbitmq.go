@@ -47,6 +47,11 @@ type Client struct {
 
 	mu    sync.Mutex
 	first int // index of the URL to try first: the last one that answered
+	// mirroring is what the last probe's version said of classic queue
+	// mirroring, nil before the first answer: the policies matter only
+	// where it is supported, and are asked for alongside the overview
+	// once a version said so.
+	mirroring *bool
 }
 
 // NewClient builds the client of one cluster.
@@ -166,16 +171,37 @@ func (c *Client) probeEndpoint(ctx context.Context, endpoint string) (topology.R
 			}
 		})
 	}
+	// The policies go with the overview when the last version seen was a
+	// 3.x; before the first answer they wait for it, so that a 4.x broker,
+	// which has no mirroring, is never asked.
+	c.mu.Lock()
+	early := c.mirroring != nil && *c.mirroring
+	c.mu.Unlock()
+	var earlyPolicies sync.WaitGroup
+	var policiesErr error
+	if early {
+		earlyPolicies.Go(func() {
+			policies, policiesErr = api.ListPolicies()
+		})
+	}
 	run(&judge, 0, func() error {
+		defer earlyPolicies.Wait() // never outlives the probe, even failed
 		if err := c.getJSON(ctx, endpoint, "overview", overviewQuery, &ov); err != nil {
 			return err
 		}
-		if !mirroringSupported(ov.Version) {
-			return nil // policies matter only to mirrored classic queues
+		mirroring := mirroringSupported(ov.Version)
+		c.mu.Lock()
+		c.mirroring = &mirroring
+		c.mu.Unlock()
+		if early {
+			earlyPolicies.Wait()
+		} else if mirroring {
+			policies, policiesErr = api.ListPolicies()
 		}
-		var err error
-		policies, err = api.ListPolicies()
-		return wrap("policies", err)
+		if !mirroring {
+			policies, policiesErr = nil, nil // they matter only to mirrored classic queues
+		}
+		return wrap("policies", policiesErr)
 	})
 	run(&judge, 1, func() error {
 		return c.getJSON(ctx, endpoint, "nodes", nodesQuery, &nodes)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,32 +225,44 @@ func wrapRecorded(t *testing.T, dir string, wrap func(w http.ResponseWriter, r *
 	return srv
 }
 
-// The requests go at once: a probe costs about one answer's delay, two on
-// 3.x where the policies are asked for once the version says they matter.
+// The requests go at once: a probe costs about one answer's delay. On 3.x
+// the first probe costs two, as the policies are asked for once the version
+// says they matter; the probes after it send them with the overview.
 func TestProbeRequestsAtOnce(t *testing.T) {
 	const delay = 300 * time.Millisecond
 	for _, tc := range []struct {
-		dir    string
-		delays int
+		dir      string
+		delays   []int // per probe, in order
+		policies int32 // requests for the policies in all
 	}{
-		{"4.0/healthy", 1},
-		{"3.10/healthy", 2},
+		{"4.0/healthy", []int{1, 1}, 0}, // no mirroring: never asked
+		{"3.10/healthy", []int{2, 1, 1}, 3},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
+			var policies atomic.Int32
 			srv := wrapRecorded(t, tc.dir, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				if r.URL.Path == "/api/policies" {
+					policies.Add(1)
+				}
 				time.Sleep(delay)
 				next.ServeHTTP(w, r)
 			})
-			start := time.Now()
-			got := newTestClient(t, srv.URL).Probe(context.Background())
-			elapsed := time.Since(start)
-			if !got.Up || len(got.Nodes) != 3 || len(got.Queues) != 2 {
-				t.Fatalf("up %v, %d nodes, %d queue groups (%s); want up, 3 and 2", got.Up, len(got.Nodes), len(got.Queues), got.Error)
+			c := newTestClient(t, srv.URL)
+			for i, delays := range tc.delays {
+				start := time.Now()
+				got := c.Probe(context.Background())
+				elapsed := time.Since(start)
+				if !got.Up || len(got.Nodes) != 3 || len(got.Queues) != 2 {
+					t.Fatalf("probe %d: up %v, %d nodes, %d queue groups (%s); want up, 3 and 2", i+1, got.Up, len(got.Nodes), len(got.Queues), got.Error)
+				}
+				// In series (overview, then nodes and policies, then
+				// the queues) it took three.
+				if elapsed >= time.Duration(delays+1)*delay {
+					t.Errorf("probe %d took %s with every answer %s late, want under %d delays", i+1, elapsed, delay, delays+1)
+				}
 			}
-			// In series (overview, then nodes and policies, then the
-			// queues) it took three.
-			if elapsed >= time.Duration(tc.delays+1)*delay {
-				t.Errorf("probe took %s with every answer %s late, want under %d delays", elapsed, delay, tc.delays+1)
+			if got := policies.Load(); got != tc.policies {
+				t.Errorf("policies asked for %d times in %d probes, want %d", got, len(tc.delays), tc.policies)
 			}
 		})
 	}
