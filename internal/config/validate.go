@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	promconfig "github.com/prometheus/common/config"
@@ -222,7 +223,7 @@ func (v *validator) secret(p, fileKey, file, envKey, env string, required bool) 
 const maxSecretSize = 64 << 10
 
 func readSecret(file string) ([]byte, error) {
-	f, err := os.Open(file)
+	f, err := openRegular(file, maxSecretSize)
 	if err != nil {
 		return nil, err
 	}
@@ -232,9 +233,58 @@ func readSecret(file string) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > maxSecretSize {
-		return nil, fmt.Errorf("%s is larger than %d KiB", file, maxSecretSize>>10)
+		return nil, tooLarge(file, maxSecretSize)
 	}
 	return b, nil
+}
+
+// maxTLSFileSize bounds a CA bundle, certificate or key file; the system's
+// whole CA bundle is about 200 KiB.
+const maxTLSFileSize = 4 << 20
+
+// openRegular opens a file the configuration names, refusing anything but
+// a regular file of at most limit bytes: a FIFO would block the load (and
+// a reload) until something writes to it, and a device such as /dev/zero
+// never ends. O_NONBLOCK keeps the open itself from waiting on a FIFO.
+func openRegular(file string, limit int64) (*os.File, error) {
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+	case !fi.Mode().IsRegular():
+		err = fmt.Errorf("%s is not a regular file (%s)", file, fileKind(fi.Mode()))
+	case fi.Size() > limit:
+		err = tooLarge(file, limit)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func tooLarge(file string, limit int64) error {
+	if limit >= 1<<20 {
+		return fmt.Errorf("%s is larger than %d MiB", file, limit>>20)
+	}
+	return fmt.Errorf("%s is larger than %d KiB", file, limit>>10)
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
 }
 
 func (v *validator) mongo(r *ReplicaSet, p string, names map[string]bool) {
@@ -429,6 +479,24 @@ func (v *validator) tls(p string, t *promconfig.TLSConfig) {
 	}
 	if err := t.Validate(); err != nil {
 		v.addf(p, "%v", err)
+		return
+	}
+	// prometheus/common reads these files whole, and again for every new
+	// connection: check them first, as secrets are.
+	bad := false
+	for _, f := range []struct{ key, file string }{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+		if f.file == "" {
+			continue
+		}
+		file, err := openRegular(f.file, maxTLSFileSize)
+		if err != nil {
+			v.addf(join(p, f.key), "%v", err)
+			bad = true
+			continue
+		}
+		file.Close()
+	}
+	if bad {
 		return
 	}
 	if _, err := promconfig.NewTLSConfig(t); err != nil {
