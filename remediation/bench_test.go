@@ -57,3 +57,16 @@ func BenchmarkTimeTo202(b *testing.B) {
 	b.ReportMetric(ms(took[len(took)/2]), "p50-ms")
 	b.ReportMetric(ms(took[len(took)*99/100]), "p99-ms")
 }
+
+// BenchmarkDecodeWebhook decodes a recorded notification, as the handler
+// does before journaling it.
+func BenchmarkDecodeWebhook(b *testing.B) {
+	body := readTestdata(b, "firing.json")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeWebhook(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -63,9 +63,10 @@ type Journal struct {
 	offset int64
 	buf    []byte
 
-	// written holds the notifications this process journaled and has not
-	// read back yet, by offset, in the order written: read takes them as
-	// they are instead of decoding again what the handler just decoded.
+	// written holds the records this process journaled and has not read
+	// back yet, by offset, in the order written: read takes them as they
+	// are instead of decoding again what was just encoded (or, for a
+	// notification, what the handler just decoded).
 	mu      sync.Mutex
 	written []writtenRecord
 }
@@ -82,10 +83,16 @@ const maxWritten = 10000
 
 type appendReq struct {
 	data []byte
-	// rec, when set, is the one record data holds: read takes it instead
-	// of decoding data.
-	rec *record
-	err chan error
+	// lines are the records data holds, one a line, in order: read takes
+	// them instead of decoding data.
+	lines []line
+	err   chan error
+}
+
+// line is a record and the length of its line in the journal.
+type line struct {
+	rec record
+	len int
 }
 
 // OpenJournal opens (creating) the journal at path. A last line cut short
@@ -151,9 +158,10 @@ func (j *Journal) Close() error {
 // Append writes records durably: when it returns nil they are on disk.
 func (j *Journal) Append(ctx context.Context, recs ...record) error {
 	var buf bytes.Buffer
-	for _, r := range recs {
+	lines := make([]line, len(recs))
+	for i, r := range recs {
 		if r.Time.IsZero() {
-			r.Time = time.Now()
+			r.Time = time.Now().Round(0) // as decoded: no monotonic clock reading
 		}
 		b, err := json.Marshal(r)
 		if err != nil {
@@ -161,8 +169,21 @@ func (j *Journal) Append(ctx context.Context, recs ...record) error {
 		}
 		buf.Write(b)
 		buf.WriteByte('\n')
+		lines[i] = line{rec: r.detached(), len: len(b) + 1}
 	}
-	return j.queue(ctx, appendReq{data: buf.Bytes(), err: make(chan error, 1)})
+	return j.queue(ctx, appendReq{data: buf.Bytes(), lines: lines, err: make(chan error, 1)})
+}
+
+// detached is r with its own copy of what the caller may change after
+// Append: the plan and the ids. The webhook is never changed once decoded.
+func (r record) detached() record {
+	if r.Plan != nil {
+		p := *r.Plan
+		p.Steps = slices.Clone(p.Steps)
+		r.Plan = &p
+	}
+	r.IDs = slices.Clone(r.IDs)
+	return r
 }
 
 // appendNotification journals a notification as the bytes received: body
@@ -172,12 +193,12 @@ func (j *Journal) Append(ctx context.Context, recs ...record) error {
 // line again.
 func (j *Journal) appendNotification(ctx context.Context, id string, body []byte, hook *Webhook) error {
 	now := time.Now().Round(0) // as decoded: no monotonic clock reading
-	line, err := notificationLine(now, id, body)
+	data, err := notificationLine(now, id, body)
 	if err != nil {
 		return err
 	}
-	rec := &record{Time: now, Kind: kindNotification, ID: id, Webhook: hook}
-	return j.queue(ctx, appendReq{data: line, rec: rec, err: make(chan error, 1)})
+	rec := record{Time: now, Kind: kindNotification, ID: id, Webhook: hook}
+	return j.queue(ctx, appendReq{data: data, lines: []line{{rec, len(data)}}, err: make(chan error, 1)})
 }
 
 // notificationLine is the journal line of a notification received at t:
@@ -288,8 +309,12 @@ func (j *Journal) remember(offset int64, batch []appendReq) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, r := range batch {
-		if r.rec != nil && len(j.written) < maxWritten {
-			j.written = append(j.written, writtenRecord{offset, *r.rec})
+		at := offset
+		for _, l := range r.lines {
+			if len(j.written) < maxWritten {
+				j.written = append(j.written, writtenRecord{at, l.rec})
+			}
+			at += int64(l.len)
 		}
 		offset += int64(len(r.data))
 	}

@@ -153,3 +153,59 @@ func TestJournalWriteFailureThenRecovery(t *testing.T) {
 		t.Errorf("got %+v, %v", recs, err)
 	}
 }
+
+// Records this process appended read back as they were appended, without
+// decoding their lines again, and as another process decodes them.
+func TestJournalReadsBackItsOwnRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j := openJournal(t, path)
+	plan := &Plan{Incident: "fp@t", Cluster: "prod", From: "iap-dc1-1", To: "iap-dc1-3", Steps: []string{"fence iap-dc1-1", "activate iap-dc1-3"}}
+	ids := []string{"n1", "n2"}
+	appended := []record{
+		{Kind: kindDecision, Incident: "fp@t", Cluster: "prod", Outcome: reasonDryRun, Plan: plan},
+		{Kind: kindProcessed, IDs: ids},
+		{Kind: kindAck, By: "ops", Note: "checked"},
+	}
+	if err := j.Append(context.Background(), appended...); err != nil {
+		t.Fatal(err)
+	}
+	// The caller goes on with its plan and ids: what was journaled stays.
+	plan.To, plan.Steps[0], ids[0] = "iap-dc2-1", "changed", "changed"
+	// Change the last line on disk, same length: this process reads what
+	// it appended, another process what is on disk.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, bytes.Replace(b, []byte(`"by":"ops"`), []byte(`"by":"xyz"`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := j.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := openJournal(t, path).read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 3 || len(decoded) != 3 {
+		t.Fatalf("read %d records here, %d in another process; want 3", len(kept), len(decoded))
+	}
+	if kept[2].By != "ops" || decoded[2].By != "xyz" {
+		t.Errorf("the ack read back by %q here, by %q in another process; want ops (kept) and xyz (decoded)", kept[2].By, decoded[2].By)
+	}
+	decoded[2].By = "ops"
+	for i := range kept {
+		k, d := kept[i], decoded[i]
+		if k.Time.IsZero() || !k.Time.Equal(d.Time) {
+			t.Errorf("record %d: time %v here, %v in another process", i, k.Time, d.Time)
+		}
+		k.Time, d.Time = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(k, d) {
+			t.Errorf("record %d: here %+v, in another process %+v", i, k, d)
+		}
+	}
+	if p := kept[0].Plan; p.To != "iap-dc1-3" || p.Steps[0] != "fence iap-dc1-1" || kept[1].IDs[0] != "n1" {
+		t.Errorf("the caller's later changes reached the journal's memory: %+v, %v", p, kept[1].IDs)
+	}
+}

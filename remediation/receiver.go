@@ -75,6 +75,7 @@ type Receiver struct {
 	status atomic.Pointer[Status]
 
 	wake     chan struct{}
+	burst    burst
 	lockFile *os.File
 	stop     context.CancelFunc
 	stopped  sync.WaitGroup
@@ -95,6 +96,7 @@ func New(opts Options) (*Receiver, error) {
 		holder: holderID(cfg.Site),
 		state:  newState(),
 		wake:   make(chan struct{}, 1),
+		burst:  burst{quiet: burstQuiet, maxDelay: burstMaxDelay},
 	}
 	var err error
 	if r.iap, err = iap.New(receiverIAP(opts.Estate.IAP, cfg.IAPAuth), opts.Logger); err != nil {
@@ -268,6 +270,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "notification not recorded", http.StatusInternalServerError)
 		return
 	}
+	r.burst.received()
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -309,12 +312,52 @@ func (r *Receiver) authorized(req *http.Request) bool {
 	return true
 }
 
-// work processes the journaled notifications one batch at a time. It also
-// wakes every second to read what other processes appended (an ack).
+// A burst of notifications is decided once it is over, as one batch:
+// answering is urgent, deciding is not (a promotion's gates take seconds),
+// and a worker deciding while the burst lasts takes CPU from the answers.
+const (
+	burstQuiet    = 5 * time.Millisecond   // no notification for this long ends a burst
+	burstMaxDelay = 100 * time.Millisecond // a burst that does not end is decided anyway
+)
+
+// burst tells the worker when notifications stop arriving.
+type burst struct {
+	quiet, maxDelay time.Duration
+	last            atomic.Int64 // when the last notification was journaled, in Unix ns
+}
+
+// received notes a notification journaled now.
+func (b *burst) received() { b.last.Store(time.Now().UnixNano()) }
+
+// wait returns once no notification has been journaled for quiet, at
+// most maxDelay after it was called (at once when none came lately), or
+// when ctx ends.
+func (b *burst) wait(ctx context.Context) {
+	deadline := time.Now().Add(b.maxDelay)
+	for {
+		now := time.Now()
+		wait := min(time.Unix(0, b.last.Load()).Add(b.quiet).Sub(now), deadline.Sub(now))
+		if wait <= 0 {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// work processes the journaled notifications one batch at a time, each
+// once the burst it came in is over. It also wakes every second to read
+// what other processes appended (an ack).
 func (r *Receiver) work(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		r.burst.wait(ctx)
 		err := r.catchUp()
 		if err == nil && len(r.state.pending) > 0 {
 			// Detached: a shutdown waits for a promotion under way.
