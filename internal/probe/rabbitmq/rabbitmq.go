@@ -37,6 +37,12 @@ func New(clusters []config.RabbitCluster, logger *slog.Logger) (*Prober, error) 
 	})
 }
 
+// maxRequestsAtOnce is how many requests a probe has out at once (overview,
+// policies, nodes, federation links, queues): as many connections are kept,
+// so that a probe dials none, where a dial costs a round trip or three with
+// TLS.
+const maxRequestsAtOnce = 5
+
 // Client probes one cluster. Its connections are pooled across probes.
 type Client struct {
 	cfg       config.RabbitCluster
@@ -70,7 +76,7 @@ func NewClient(cfg config.RabbitCluster, logger *slog.Logger) (*Client, error) {
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: c.timeout}).DialContext,
 		TLSHandshakeTimeout: c.timeout,
-		MaxIdleConnsPerHost: 4,
+		MaxIdleConnsPerHost: maxRequestsAtOnce,
 		IdleConnTimeout:     2 * time.Minute,
 	}
 	if cfg.TLS != nil {

@@ -3,6 +3,7 @@ package rabbitmq
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -265,6 +266,37 @@ func TestProbeRequestsAtOnce(t *testing.T) {
 				t.Errorf("policies asked for %d times in %d probes, want %d", got, len(tc.delays), tc.policies)
 			}
 		})
+	}
+}
+
+// Once warm, a probe reuses its connections: it dials none, where every
+// dial to a far cluster costs a round trip, and more with TLS.
+func TestProbeDialsOnlyOnce(t *testing.T) {
+	var dials atomic.Int32
+	srv := httptest.NewUnstartedServer(serveRecorded(t, "3.10/healthy").Config.Handler)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := newTestClient(t, srv.URL)
+	// The first two probes open what the probes need: the second sends
+	// the policies with the overview, one request more at once.
+	for range 2 {
+		if got := c.Probe(context.Background()); !got.Up {
+			t.Fatal(got.Error)
+		}
+	}
+	warm := dials.Load()
+	for range 5 {
+		if got := c.Probe(context.Background()); !got.Up {
+			t.Fatal(got.Error)
+		}
+	}
+	if got := dials.Load(); got != warm || warm > maxRequestsAtOnce {
+		t.Errorf("%d connections after two probes, %d after five more; want at most %d and no more", warm, got, maxRequestsAtOnce)
 	}
 }
 
