@@ -63,13 +63,12 @@ var errPayload = errors.New("bad notification")
 // and in every alert the fields the receiver keys on. Unknown fields are
 // allowed: Alertmanager adds fields without changing the version.
 func decodeWebhook(b []byte) (*Webhook, error) {
-	var w Webhook
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&w); err != nil {
-		return nil, fmt.Errorf("%w: %v", errPayload, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: data after the JSON object", errPayload)
+	w, ok := decodeWebhookFast(b)
+	if !ok {
+		var err error
+		if w, err = decodeWebhookJSON(b); err != nil {
+			return nil, err
+		}
 	}
 	if w.Version != "4" {
 		return nil, fmt.Errorf("%w: version %q, want \"4\"", errPayload, w.Version)
@@ -91,6 +90,20 @@ func decodeWebhook(b []byte) (*Webhook, error) {
 		case a.Labels["alertname"] == "":
 			return nil, fmt.Errorf("%w: alerts[%d] has no alertname label", errPayload, i)
 		}
+	}
+	return w, nil
+}
+
+// decodeWebhookJSON decodes with encoding/json what decodeWebhookFast
+// leaves, or refuses it.
+func decodeWebhookJSON(b []byte) (*Webhook, error) {
+	var w Webhook
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&w); err != nil {
+		return nil, fmt.Errorf("%w: %v", errPayload, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: data after the JSON object", errPayload)
 	}
 	return &w, nil
 }
