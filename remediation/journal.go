@@ -69,6 +69,11 @@ type Journal struct {
 	// notification, what the handler just decoded).
 	mu      sync.Mutex
 	written []writtenRecord
+	taken   int // written[:taken] are read already, their room not yet reused
+
+	// lines are the notifications' journal lines, kept from request to
+	// request: a burst of 200 is 200 lines at once.
+	lines sync.Pool
 }
 
 // writtenRecord is a record on disk at offset, as it was before encoding.
@@ -158,18 +163,17 @@ func (j *Journal) Close() error {
 // Append writes records durably: when it returns nil they are on disk.
 func (j *Journal) Append(ctx context.Context, recs ...record) error {
 	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf) // json.Marshal's encoding, and a newline
 	lines := make([]line, len(recs))
 	for i, r := range recs {
 		if r.Time.IsZero() {
 			r.Time = time.Now().Round(0) // as decoded: no monotonic clock reading
 		}
-		b, err := json.Marshal(r)
-		if err != nil {
+		start := buf.Len()
+		if err := enc.Encode(r); err != nil {
 			return err
 		}
-		buf.Write(b)
-		buf.WriteByte('\n')
-		lines[i] = line{rec: r.detached(), len: len(b) + 1}
+		lines[i] = line{rec: r.detached(), len: buf.Len() - start}
 	}
 	return j.queue(ctx, appendReq{data: buf.Bytes(), lines: lines, err: make(chan error, 1)})
 }
@@ -193,19 +197,37 @@ func (r record) detached() record {
 // line again.
 func (j *Journal) appendNotification(ctx context.Context, id string, body []byte, hook *Webhook) error {
 	now := time.Now().Round(0) // as decoded: no monotonic clock reading
-	data, err := notificationLine(now, id, body)
+	var data []byte
+	if kept, ok := j.lines.Get().(*[]byte); ok {
+		data = (*kept)[:0]
+	}
+	data, err := appendNotificationLine(data, now, id, body)
 	if err != nil {
 		return err
 	}
 	rec := record{Time: now, Kind: kindNotification, ID: id, Webhook: hook}
-	return j.queue(ctx, appendReq{data: data, lines: []line{{rec, len(data)}}, err: make(chan error, 1)})
+	err = j.queue(ctx, appendReq{data: data, lines: []line{{rec, len(data)}}, err: make(chan error, 1)})
+	// The writer has copied the line, or never will.
+	if cap(data) <= maxKeptLine {
+		j.lines.Put(&data)
+	}
+	return err
 }
+
+// maxKeptLine bounds the lines kept for reuse: a rare large notification
+// does not stay in memory.
+const maxKeptLine = 64 << 10
 
 // notificationLine is the journal line of a notification received at t:
 // the record that json.Marshal would write, with body as its webhook. id
 // is hex (newID); body is one JSON value.
 func notificationLine(t time.Time, id string, body []byte) ([]byte, error) {
-	line := make([]byte, 0, len(body)+128)
+	return appendNotificationLine(nil, t, id, body)
+}
+
+// appendNotificationLine appends notificationLine's line to line.
+func appendNotificationLine(line []byte, t time.Time, id string, body []byte) ([]byte, error) {
+	line = slices.Grow(line, len(body)+128)
 	line = append(line, `{"time":"`...)
 	line = t.AppendFormat(line, time.RFC3339Nano)
 	line = append(line, `","kind":"`+kindNotification+`","id":"`...)
@@ -311,7 +333,7 @@ func (j *Journal) remember(offset int64, batch []appendReq) {
 	for _, r := range batch {
 		at := offset
 		for _, l := range r.lines {
-			if len(j.written) < maxWritten {
+			if len(j.written)-j.taken < maxWritten {
 				j.written = append(j.written, writtenRecord{at, l.rec})
 			}
 			at += int64(l.len)
@@ -322,18 +344,25 @@ func (j *Journal) remember(offset int64, batch []appendReq) {
 
 // takeWritten returns the record this process wrote at offset, if it kept
 // it, and forgets those before: read only goes forward.
-func (j *Journal) takeWritten(offset int64) (record, bool) {
+func (j *Journal) takeWritten(offset int64) (rec record, ok bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for len(j.written) > 0 && j.written[0].offset <= offset {
-		w := j.written[0]
-		j.written[0] = writtenRecord{}
-		j.written = j.written[1:]
-		if w.offset == offset {
-			return w.rec, true
+	for !ok && j.taken < len(j.written) && j.written[j.taken].offset <= offset {
+		if w := j.written[j.taken]; w.offset == offset {
+			rec, ok = w.rec, true
 		}
+		j.written[j.taken] = writtenRecord{}
+		j.taken++
 	}
-	return record{}, false
+	// Move what is left to the front once it is half the slice: the room
+	// is reused, and a writer always ahead of the reader does not make the
+	// slice grow without end.
+	if j.taken > len(j.written)/2 {
+		n := copy(j.written, j.written[j.taken:])
+		clear(j.written[n:])
+		j.written, j.taken = j.written[:n], 0
+	}
+	return rec, ok
 }
 
 // read returns the complete records appended since the last read.
@@ -352,7 +381,7 @@ func (j *Journal) read() ([]record, error) {
 			return nil, err
 		}
 	}
-	var recs []record
+	recs := make([]record, 0, bytes.Count(j.buf, []byte{'\n'}))
 	rest := j.buf
 	for {
 		i := bytes.IndexByte(rest, '\n')
