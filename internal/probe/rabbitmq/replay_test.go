@@ -269,8 +269,9 @@ func TestProbeRequestsAtOnce(t *testing.T) {
 	}
 }
 
-// Once warm, a probe reuses its connections: it dials none, where every
-// dial to a far cluster costs a round trip, and more with TLS.
+// A probe reuses its connections: across many probes it never holds more
+// than it has requests out at once, where every dial to a far cluster costs
+// a round trip, and more with TLS.
 func TestProbeDialsOnlyOnce(t *testing.T) {
 	var dials atomic.Int32
 	srv := httptest.NewUnstartedServer(serveRecorded(t, "3.10/healthy").Config.Handler)
@@ -282,21 +283,17 @@ func TestProbeDialsOnlyOnce(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	c := newTestClient(t, srv.URL)
-	// The first two probes open what the probes need: the second sends
-	// the policies with the overview, one request more at once.
-	for range 2 {
+	const probes = 8
+	for range probes {
 		if got := c.Probe(context.Background()); !got.Up {
 			t.Fatal(got.Error)
 		}
+		// net/http pools a connection once its reader has seen the end of
+		// the answer, a moment after the probe returns: let it.
+		time.Sleep(20 * time.Millisecond)
 	}
-	warm := dials.Load()
-	for range 5 {
-		if got := c.Probe(context.Background()); !got.Up {
-			t.Fatal(got.Error)
-		}
-	}
-	if got := dials.Load(); got != warm || warm > maxRequestsAtOnce {
-		t.Errorf("%d connections after two probes, %d after five more; want at most %d and no more", warm, got, maxRequestsAtOnce)
+	if got := dials.Load(); got > maxRequestsAtOnce {
+		t.Errorf("%d connections over %d probes, want at most %d: connections are dialled anew", got, probes, maxRequestsAtOnce)
 	}
 }
 
