@@ -117,8 +117,11 @@ func TestNodeReplies(t *testing.T) {
 		t.Run(tt.dir, func(t *testing.T) {
 			addr := replay(t, filepath.Join("testdata", tt.dir))
 			p := newTestProber(t, config.SentinelGroup{Site: "dc1", NodeSites: map[string]string{addr: "dc2"}})
-			c := p.nodeClients([]knownNode{{addr: addr}})[0]
-			got := p.askNode(context.Background(), c, knownNode{addr: addr, role: roleReplica})
+			p.nodes[addr] = p.client(addr, p.cfg.Auth) // closed with the Prober
+			asked := &questions{byAddr: map[string]*question{}}
+			p.ask(context.Background(), asked, addr, p.nodes[addr])
+			asked.wg.Wait()
+			got := p.nodeView(knownNode{addr: addr, role: roleReplica}, asked.byAddr[addr])
 			tt.want.Address, tt.want.Site = addr, "dc2"
 			assertEqual(t, "node", got, tt.want)
 		})

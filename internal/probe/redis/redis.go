@@ -123,9 +123,12 @@ func (p *Prober) Close() error {
 	return errors.Join(errs...)
 }
 
-// Probe asks every Sentinel about the master, then every data node they
-// name about its replication, each under the group's timeout and ctx. A
-// Sentinel or node that fails is recorded as down; Probe itself never fails.
+// Probe asks every Sentinel about the master and every data node they name
+// about its replication, each under the group's timeout and ctx. The nodes
+// the last probe knew are asked at the same time as the Sentinels, so that
+// a probe costs one round trip to the slowest of them; a node the Sentinels
+// newly name is asked once they have answered. A Sentinel or node that
+// fails is recorded as down; Probe itself never fails.
 func (p *Prober) Probe(ctx context.Context) topology.SentinelGroup {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -134,6 +137,10 @@ func (p *Prober) Probe(ctx context.Context) topology.SentinelGroup {
 		MasterName: p.cfg.MasterName,
 		Site:       p.cfg.Site,
 		Sentinels:  make([]topology.SentinelView, len(p.sentinels)),
+	}
+	asked := &questions{byAddr: make(map[string]*question, len(p.nodes))}
+	for addr, c := range p.nodes {
+		p.ask(ctx, asked, addr, c)
 	}
 	known := make([][]knownNode, len(p.sentinels))
 	var wg sync.WaitGroup
@@ -149,7 +156,7 @@ func (p *Prober) Probe(ctx context.Context) topology.SentinelGroup {
 			g.Quorum = max(g.Quorum, v.Quorum)
 		}
 	}
-	g.Nodes = p.probeNodes(ctx, mergeKnown(known))
+	g.Nodes = p.probeNodes(ctx, asked, mergeKnown(known))
 	return g
 }
 
@@ -229,19 +236,69 @@ func describe(scrape context.Context, err error, timeout time.Duration) string {
 	return err.Error()
 }
 
-// probeNodes asks every known data node for INFO replication, concurrently,
-// and works out each replica's lag from its master's offset.
-func (p *Prober) probeNodes(ctx context.Context, known []knownNode) []topology.RedisNode {
-	clients := p.nodeClients(known)
-	nodes := make([]topology.RedisNode, len(known))
-	var wg sync.WaitGroup
-	for i, k := range known {
-		wg.Go(func() {
-			nodes[i] = p.askNode(ctx, clients[i], k)
-		})
-	}
-	wg.Wait()
+// questions are one probe's INFO replication requests, by node address;
+// every answer is in once wg is done.
+type questions struct {
+	wg     sync.WaitGroup
+	byAddr map[string]*question
+}
 
+// question is one data node's answer to INFO replication, or why none came.
+type question struct {
+	cancel context.CancelFunc
+	info   map[string]string // the answer's fields; nil when there was none
+	err    string
+}
+
+// ask sends INFO replication to the node at addr through c, in the
+// background, under the group's timeout and ctx.
+func (p *Prober) ask(ctx context.Context, qs *questions, addr string, c *redis.Client) {
+	scrape := ctx
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	q := &question{cancel: cancel}
+	qs.byAddr[addr] = q
+	qs.wg.Go(func() {
+		defer cancel()
+		info, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			q.err = describe(scrape, err, p.timeout)
+			return
+		}
+		q.info = parseInfo(info)
+	})
+}
+
+// probeNodes completes asked, the questions sent before the Sentinels
+// answered, for the nodes they name: it asks every node not yet asked,
+// waits for the answers, and works out each replica's lag from its
+// master's offset. When the Sentinels named any node, the clients of nodes
+// they no longer name are closed, which also ends a question still waiting
+// on one, so that the pool follows the group. When they named none (all
+// down, say), every client is kept for the next probe and its answer
+// waited for, within the timeout, but not used. Called with p.mu held.
+func (p *Prober) probeNodes(ctx context.Context, asked *questions, known []knownNode) []topology.RedisNode {
+	for _, k := range known {
+		if _, ok := asked.byAddr[k.addr]; !ok {
+			c := p.client(k.addr, p.cfg.Auth)
+			p.nodes[k.addr] = c
+			p.ask(ctx, asked, k.addr, c)
+		}
+	}
+	if len(known) > 0 {
+		for addr, c := range p.nodes {
+			if !slices.ContainsFunc(known, func(k knownNode) bool { return k.addr == addr }) {
+				asked.byAddr[addr].cancel()
+				_ = c.Close()
+				delete(p.nodes, addr)
+			}
+		}
+	}
+	asked.wg.Wait()
+
+	nodes := make([]topology.RedisNode, len(known))
+	for i, k := range known {
+		nodes[i] = p.nodeView(k, asked.byAddr[k.addr])
+	}
 	offsets := map[string]int64{}
 	for _, n := range nodes {
 		if n.Up && n.Role == roleMaster {
@@ -257,33 +314,9 @@ func (p *Prober) probeNodes(ctx context.Context, known []knownNode) []topology.R
 	return nodes
 }
 
-// nodeClients returns the pooled client of every known node, creating the
-// missing ones. When the Sentinels named any node, clients of nodes they no
-// longer name are closed, so that the pool follows the group. Called with
-// p.mu held.
-func (p *Prober) nodeClients(known []knownNode) []*redis.Client {
-	clients := make([]*redis.Client, len(known))
-	for i, k := range known {
-		c, ok := p.nodes[k.addr]
-		if !ok {
-			c = p.client(k.addr, p.cfg.Auth)
-			p.nodes[k.addr] = c
-		}
-		clients[i] = c
-	}
-	if len(known) == 0 {
-		return clients
-	}
-	for addr, c := range p.nodes {
-		if !slices.ContainsFunc(known, func(k knownNode) bool { return k.addr == addr }) {
-			_ = c.Close()
-			delete(p.nodes, addr)
-		}
-	}
-	return clients
-}
-
-func (p *Prober) askNode(ctx context.Context, c *redis.Client, k knownNode) topology.RedisNode {
+// nodeView is a node as the Sentinels describe it (k), corrected by its
+// own answer to INFO replication where it gave one.
+func (p *Prober) nodeView(k knownNode, q *question) topology.RedisNode {
 	n := topology.RedisNode{
 		Address:         k.addr,
 		Site:            p.cfg.Site,
@@ -295,16 +328,12 @@ func (p *Prober) askNode(ctx context.Context, c *redis.Client, k knownNode) topo
 	if site, ok := p.cfg.NodeSites[k.addr]; ok {
 		n.Site = site
 	}
-	scrape := ctx
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	info, err := c.Info(ctx, "replication").Result()
-	if err != nil {
-		n.Error = describe(scrape, err, p.timeout)
+	if q.info == nil {
+		n.Error = q.err
 		n.MasterLinkUp = false // not known to be up, and unusable either way
 		return n
 	}
 	n.Up = true
-	decodeReplication(parseInfo(info), &n)
+	decodeReplication(q.info, &n)
 	return n
 }

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // replay serves the replies recorded in dir over real TCP: a command
@@ -21,31 +23,7 @@ import (
 // which the replies were recorded.
 func replay(t testing.TB, dir string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go serveReplay(c, dir)
-		}
-	}()
-	return l.Addr().String()
-}
-
-func serveReplay(c net.Conn, dir string) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	for {
-		args, err := readCommand(r)
-		if err != nil {
-			return
-		}
+	return serveRESP(t, 0, func(args []string) []byte {
 		var names []string
 		switch cmd := strings.ToLower(args[0]); {
 		case cmd == "sentinel" && len(args) > 1:
@@ -55,14 +33,87 @@ func serveReplay(c net.Conn, dir string) {
 		default:
 			names = []string{cmd}
 		}
-		reply := fmt.Appendf(nil, "-ERR unknown command '%s'\r\n", args[0])
 		for _, n := range names {
 			if b, err := os.ReadFile(filepath.Join(dir, n+".resp")); err == nil {
-				reply = b
-				break
+				return b
 			}
 		}
-		if _, err := c.Write(reply); err != nil {
+		return unknownCommand(args)
+	})
+}
+
+func unknownCommand(args []string) []byte {
+	return fmt.Appendf(nil, "-ERR unknown command '%s'\r\n", args[0])
+}
+
+// serveRESP serves RESP over real TCP until the test ends: every command
+// is answered with reply(command), delay after it arrived, as over a link
+// with that latency; pipelined commands are answered together, one delay
+// after they were sent. A nil reply is never sent, as from a hung server.
+// When the test ends every client connection must have been closed.
+func serveRESP(t testing.TB, delay time.Duration, reply func(args []string) []byte) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		closed := make(chan struct{})
+		go func() { conns.Wait(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: client connections still open after the test", l.Addr())
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { serveConn(c, delay, reply) })
+		}
+	}()
+	return l.Addr().String()
+}
+
+// serveConn reads commands and hands each reply to a writer that sends it
+// when due, so that the delay never holds up reading the next command.
+func serveConn(c net.Conn, delay time.Duration, reply func(args []string) []byte) {
+	defer c.Close()
+	type answer struct {
+		due   time.Time
+		reply []byte
+	}
+	answers := make(chan answer, 64)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for a := range answers {
+			time.Sleep(time.Until(a.due))
+			if _, err := c.Write(a.reply); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(answers); <-written }()
+
+	r := bufio.NewReader(c)
+	for {
+		args, err := readCommand(r)
+		if err != nil {
+			return
+		}
+		b := reply(args)
+		if b == nil {
+			continue
+		}
+		select {
+		case answers <- answer{time.Now().Add(delay), b}:
+		case <-written: // the client went away
 			return
 		}
 	}
