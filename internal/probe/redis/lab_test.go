@@ -186,6 +186,16 @@ func TestLabMasterKilled(t *testing.T) {
 				return fmt.Errorf("sentinel %s: failover %v, epoch %d", v.Address, v.FailoverInProgress, v.ConfigEpoch)
 			}
 		}
+		// The Sentinels reconfigure the surviving replica only after the
+		// failover, and on a busy machine a second election can come first
+		// (epoch 3, the first winner still a master): wait until every node
+		// that answers is the new master or a replica that has synced with it.
+		newMaster := masters(s)[0]
+		for _, n := range s.Nodes {
+			if n.Up && n.Address != newMaster && (n.Role != roleReplica || n.MasterAddress != newMaster || !n.MasterLinkUp) {
+				return fmt.Errorf("node %s: %s of %q, link up %v", n.Address, n.Role, n.MasterAddress, n.MasterLinkUp)
+			}
+		}
 		return nil
 	})
 	if n := node(after, old); n.Up || n.Error == "" {
