@@ -38,6 +38,7 @@ fuzz:
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
 	$(TOOLS) honnef.co/go/tools/cmd/staticcheck $(PKGS)
 
