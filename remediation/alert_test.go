@@ -73,7 +73,7 @@ func TestDecodeRefuses(t *testing.T) {
 	tests := []struct {
 		name, body, want string
 	}{
-		{"malformed JSON", good[:len(good)/2], "unexpected EOF"},
+		{"malformed JSON", good[:len(good)/2], "unexpected end of JSON input"},
 		{"not an object", `[]`, "cannot unmarshal array"},
 		{"wrong version", strings.Replace(good, `"version":"4"`, `"version":"3"`, 1), `version "3"`},
 		{"no version", strings.Replace(good, `"version":"4",`, ``, 1), `version ""`},
@@ -81,7 +81,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"unknown alert status", strings.Replace(good, `{"status":"firing","labels"`, `{"status":"silenced","labels"`, 1), `alerts[0].status "silenced"`},
 		{"no fingerprint", strings.Replace(good, `"fingerprint":"6962e1f2901f7551"`, `"fingerprint":""`, 1), "alerts[0] has no fingerprint"},
 		{"no startsAt", strings.Replace(good, `"startsAt":"2026-11-25T20:51:14Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prometheus.example.net:9090/graph?g0.expr=iap_ha_iap_up+%3D%3D+0\u0026g0.tab=1","fingerprint":"6962e1f2901f7551"`, `"fingerprint":"6962e1f2901f7551"`, 1), "alerts[0] has no startsAt"},
-		{"two objects", good + good, "data after the JSON object"},
+		{"two objects", good + good, "after top-level value"},
 		{"negative truncation", strings.Replace(good, `"truncatedAlerts":0`, `"truncatedAlerts":-1`, 1), "truncatedAlerts -1"},
 	}
 	for _, tt := range tests {
