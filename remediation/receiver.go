@@ -34,7 +34,6 @@ import (
 
 	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/internal/config"
-	"github.com/iapha/iap_ha_exporter/internal/probe/iap"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
@@ -56,23 +55,34 @@ type Options struct {
 
 // Receiver is the webhook handler and its worker.
 type Receiver struct {
-	cfg     *Config
-	estate  *config.Config
 	scrape  ScrapeFunc
 	logger  *slog.Logger
-	audit   *auditLog
 	metrics *Metrics
-	iap     *iap.Prober
-	lease   *lease
 	journal *Journal
-	holder  string
+	// journalFile cannot change in a running receiver: it holds the
+	// journal's lock for this process alone.
+	journalFile string
+	// instance tells this process's lease holder from another's.
+	instance string
+
+	// cur is what the worker decides and acts with; it is read and changed
+	// by one goroutine at a time, as state is. A reload stages its
+	// replacement in next, which the worker takes between batches.
+	cur  *settings
+	next atomic.Pointer[settings]
+	// latest is the settings last loaded, read by the webhook handler (a
+	// request is judged wholly by one) and by the next reload.
+	latest atomic.Pointer[settings]
+	// reloadMu orders a reload's staging with Close.
+	reloadMu sync.Mutex
+	closed   bool
 
 	// state is read and changed by one goroutine at a time: the worker, or
 	// the caller of Promote in a command-line run.
 	state *state
 
 	// status is published by catchUp for readers outside the worker.
-	status atomic.Pointer[Status]
+	status atomic.Pointer[published]
 
 	wake     chan struct{}
 	burst    burst
@@ -92,31 +102,21 @@ func New(opts Options) (*Receiver, error) {
 	}
 	cfg := opts.Config
 	r := &Receiver{
-		cfg: cfg, estate: opts.Estate, scrape: opts.Scrape, logger: opts.Logger, metrics: opts.Metrics,
-		holder: holderID(cfg.Site),
-		state:  newState(),
-		wake:   make(chan struct{}, 1),
-		burst:  burst{quiet: burstQuiet, maxDelay: burstMaxDelay},
+		scrape: opts.Scrape, logger: opts.Logger, metrics: opts.Metrics,
+		journalFile: cfg.JournalFile,
+		instance:    instanceID(),
+		state:       newState(),
+		wake:        make(chan struct{}, 1),
+		burst:       burst{quiet: burstQuiet, maxDelay: burstMaxDelay},
 	}
-	var err error
-	if r.iap, err = iap.New(receiverIAP(opts.Estate.IAP, cfg.IAPAuth), opts.Logger); err != nil {
+	s, err := r.newSettings(cfg, opts.Estate)
+	if err != nil {
 		return nil, err
 	}
-	i := slices.IndexFunc(opts.Estate.Redis, func(g config.SentinelGroup) bool { return g.Name == cfg.Lease.Redis })
-	if i < 0 {
-		r.iap.Close()
-		return nil, fmt.Errorf("remediation: the lease's Sentinel group %q is not configured", cfg.Lease.Redis)
-	}
-	if r.lease, err = newLease(opts.Estate.Redis[i], cfg.Lease, r.holder); err != nil {
-		r.iap.Close()
-		return nil, err
-	}
-	if r.audit, err = newAuditLog(opts.Logger, cfg.AuditLogFile); err != nil {
-		r.closeClients()
-		return nil, fmt.Errorf("remediation: audit log: %w", err)
-	}
+	r.cur = s
+	r.latest.Store(s)
 	if r.journal, err = OpenJournal(cfg.JournalFile); err != nil {
-		r.closeClients()
+		s.close()
 		return nil, fmt.Errorf("remediation: %w", err)
 	}
 	if err := r.catchUp(); err != nil {
@@ -139,23 +139,25 @@ func receiverIAP(c config.IAP, auth *config.IAPAuth) config.IAP {
 	return c
 }
 
-func holderID(site string) string {
+// instanceID names this process among the receivers of the estate: its
+// lease holder is the site and this.
+func instanceID() string {
 	host, _ := os.Hostname()
 	b := make([]byte, 4)
 	rand.Read(b)
-	return fmt.Sprintf("%s/%s/%d/%s", site, host, os.Getpid(), hex.EncodeToString(b))
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
 // Start takes the journal for this process alone, settles the actions a
 // previous run left unfinished, and starts the worker.
 func (r *Receiver) Start() error {
-	f, err := os.OpenFile(r.cfg.JournalFile+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(r.journalFile+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("remediation: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return fmt.Errorf("remediation: another receiver uses the journal %s: %w", r.cfg.JournalFile, err)
+		return fmt.Errorf("remediation: another receiver uses the journal %s: %w", r.journalFile, err)
 	}
 	r.lockFile = f
 	if err := r.settleInterrupted(); err != nil {
@@ -180,7 +182,7 @@ func (r *Receiver) settleInterrupted() error {
 		recs = append(recs, record{Kind: kindFinished, Incident: inc, Cluster: started.Cluster, Plan: started.Plan,
 			Result: ResultInterrupted, Error: "the receiver stopped while the action ran; check the servers, then run `iap_ha_exporter remediation ack`"})
 		r.metrics.actions.WithLabelValues(actionPromote, ResultInterrupted).Inc()
-		r.audit.step(inc, actionPromote, ResultInterrupted, "plan", started.Plan)
+		r.cur.audit.step(inc, actionPromote, ResultInterrupted, "plan", started.Plan)
 	}
 	if len(recs) == 0 {
 		return nil
@@ -198,19 +200,17 @@ func (r *Receiver) Close() error {
 		r.stop()
 		r.stopped.Wait()
 	}
-	err := r.journal.Close()
+	r.reloadMu.Lock()
+	r.closed = true
+	r.reloadMu.Unlock()
+	errs := []error{r.journal.Close()}
 	if r.lockFile != nil {
 		r.lockFile.Close()
 	}
-	return errors.Join(err, r.closeClients())
-}
-
-func (r *Receiver) closeClients() error {
-	errs := []error{r.iap.Close(), r.lease.close()}
-	if r.audit != nil {
-		errs = append(errs, r.audit.close())
+	if staged := r.next.Swap(nil); staged != nil {
+		errs = append(errs, staged.close())
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, r.cur.close())...)
 }
 
 // catchUp applies what was appended to the journal since the last call.
@@ -220,16 +220,22 @@ func (r *Receiver) catchUp() error {
 		r.state.apply(rec)
 	}
 	r.metrics.show(r.state)
-	st := r.state.status(r.cfg)
-	r.status.Store(&st)
+	r.status.Store(&published{Status: r.state.status(r.cur.cfg), pauseFile: r.cur.cfg.PauseFile})
 	return err
+}
+
+// published is the Status catchUp saw and the pause file then in force.
+type published struct {
+	Status
+	pauseFile string
 }
 
 // Status is the receiver's state as of its last look at the journal.
 func (r *Receiver) Status() Status {
-	st := *r.status.Load()
-	if r.cfg.PauseFile != "" {
-		_, err := os.Stat(r.cfg.PauseFile)
+	p := r.status.Load()
+	st := p.Status
+	if p.pauseFile != "" {
+		_, err := os.Stat(p.pauseFile)
 		st.Paused = err == nil
 	}
 	return st
@@ -243,8 +249,11 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "POST an Alertmanager notification", http.StatusMethodNotAllowed)
 		return
 	}
-	if !r.authorized(req) {
-		if r.cfg.Auth.BasicAuth.Username != "" {
+	// One load: the request is judged wholly by the settings before a
+	// reload or wholly by those after.
+	cfg := r.latest.Load().cfg
+	if !authorized(cfg.Auth, req) {
+		if cfg.Auth.BasicAuth.Username != "" {
 			w.Header().Set("WWW-Authenticate", `Basic realm="iap_ha_exporter remediation"`)
 		}
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -252,7 +261,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	buf := bodies.Get().(*bytes.Buffer)
 	defer keepBody(buf)
-	body, err := readBody(buf, http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes), req.ContentLength, r.cfg.MaxBodyBytes)
+	body, err := readBody(buf, http.MaxBytesReader(w, req.Body, cfg.MaxBodyBytes), req.ContentLength, cfg.MaxBodyBytes)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -315,8 +324,7 @@ func newID() string {
 
 // authorized checks the receiver's own credentials, if it has any (the web
 // config may authenticate too, or instead).
-func (r *Receiver) authorized(req *http.Request) bool {
-	a := r.cfg.Auth
+func authorized(a WebhookAuth, req *http.Request) bool {
 	switch {
 	case a.BearerToken != "":
 		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
@@ -379,6 +387,7 @@ func (r *Receiver) work(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		r.burst.wait(ctx)
+		r.takeReloaded()
 		err := r.catchUp()
 		if err == nil && len(r.state.pending) > 0 {
 			// Detached: a shutdown waits for a promotion under way.
@@ -462,7 +471,7 @@ type request struct {
 // handleAlert decides one alert of a notification: act per alert, never on
 // the group's status.
 func (r *Receiver) handleAlert(ctx context.Context, a Alert, b *batch) error {
-	req := request{incident: a.Incident(), alert: a, from: a.Labels["server"], dryRun: *r.cfg.DryRun}
+	req := request{incident: a.Incident(), alert: a, from: a.Labels["server"], dryRun: *r.cur.cfg.DryRun}
 	switch {
 	case a.Status == StatusResolved:
 		b.resolved[req.incident] = true
@@ -490,7 +499,7 @@ func (r *Receiver) skip(b *batch, req request, reason, detail string) {
 	case reasonVerificationFailed, reasonCrossSite, reasonLeaseHeld:
 		level = slog.LevelWarn
 	}
-	r.audit.decision(level, req.incident, req.from, reason, detail, "manual", req.manual, "alertname", req.alert.Labels["alertname"])
+	r.cur.audit.decision(level, req.incident, req.from, reason, detail, "manual", req.manual, "alertname", req.alert.Labels["alertname"])
 }
 
 // Outcomes of a person's Promote besides the skip reasons.
@@ -516,22 +525,22 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 			return skip(reasonDedup, "incident already decided (a resend, a retry or the other Alertmanager)")
 		}
 	}
-	i := slices.IndexFunc(r.estate.IAP.Servers, func(s config.IAPServer) bool { return s.Name == req.from })
+	i := slices.IndexFunc(r.cur.estate.IAP.Servers, func(s config.IAPServer) bool { return s.Name == req.from })
 	if i < 0 {
 		return skip(reasonVerificationFailed, "%q is not an IAP server of the configuration", req.from)
 	}
-	cluster := r.estate.IAP.Servers[i].Cluster
-	opt, optedIn := r.cfg.cluster(cluster)
+	cluster := r.cur.estate.IAP.Servers[i].Cluster
+	opt, optedIn := r.cur.cfg.cluster(cluster)
 	if !optedIn {
 		return skip(reasonNotOptedIn, "cluster %s of %s is not listed under clusters", cluster, req.from)
 	}
-	if r.cfg.PauseFile != "" {
-		if _, err := os.Stat(r.cfg.PauseFile); err == nil {
-			return skip(reasonPaused, "paused while %s exists", r.cfg.PauseFile)
+	if r.cur.cfg.PauseFile != "" {
+		if _, err := os.Stat(r.cur.cfg.PauseFile); err == nil {
+			return skip(reasonPaused, "paused while %s exists", r.cur.cfg.PauseFile)
 		}
 	}
-	if last, ok := r.state.lastAction[cluster]; ok && time.Since(last) < time.Duration(r.cfg.Cooldown) {
-		return skip(reasonCooldown, "an action in cluster %s started at %s, less than %s ago", cluster, last.Format(time.RFC3339), r.cfg.Cooldown)
+	if last, ok := r.state.lastAction[cluster]; ok && time.Since(last) < time.Duration(r.cur.cfg.Cooldown) {
+		return skip(reasonCooldown, "an action in cluster %s started at %s, less than %s ago", cluster, last.Format(time.RFC3339), r.cur.cfg.Cooldown)
 	}
 	if f := r.state.blockedBy; f != nil {
 		return skip(reasonBlocked, "the action of incident %s ended %s at %s (%s); run `iap_ha_exporter remediation ack` after checking", f.Incident, f.Result, f.Time.Format(time.RFC3339), f.Error)
@@ -547,7 +556,7 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 		return skip(reasonCrossSite, "the standby %s is in site %s, %s in %s; set allow_cross_site for cluster %s to approve", plan.To, plan.ToSite, plan.From, plan.FromSite, cluster)
 	}
 	if req.dryRun {
-		r.audit.decision(slog.LevelInfo, inc, req.from, reasonDryRun, "dry run: the plan is logged, nothing is done", "plan", plan)
+		r.cur.audit.decision(slog.LevelInfo, inc, req.from, reasonDryRun, "dry run: the plan is logged, nothing is done", "plan", plan)
 		b.recs = append(b.recs, record{Kind: kindDecision, Incident: inc, Cluster: cluster, Outcome: reasonDryRun, Plan: plan})
 		b.decided[inc] = true
 		r.metrics.skipped.WithLabelValues(reasonDryRun).Inc()
@@ -558,17 +567,17 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 
 // verify probes afresh and plans the promotion.
 func (r *Receiver) verify(ctx context.Context, req request) (*Plan, *refusal) {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cfg.VerifyTimeout))
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cur.cfg.VerifyTimeout))
 	defer cancel()
 	scrape, err := r.scrape(ctx)
 	if err != nil {
 		return nil, refuse(reasonVerificationFailed, "fresh probes did not finish: %v", err)
 	}
-	direct, err := r.iap.CheckHealth(ctx, req.from)
+	direct, err := r.cur.iap.CheckHealth(ctx, req.from)
 	if err != nil {
 		return nil, refuse(reasonVerificationFailed, "%v", err)
 	}
-	plan, refused := planPromotion(r.estate, scrape.Snapshot, req.from, direct, req.to)
+	plan, refused := planPromotion(r.cur.estate, scrape.Snapshot, req.from, direct, req.to)
 	if refused != nil {
 		return nil, refused
 	}
@@ -587,16 +596,16 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	if err := r.flush(ctx, b); err != nil {
 		return "", "", err
 	}
-	ok, holder, err := r.lease.acquire(ctx, plan.Cluster)
+	ok, holder, err := r.cur.lease.acquire(ctx, plan.Cluster)
 	switch {
 	case err != nil:
-		return skip(reasonLeaseUnavailable, "the lease in Redis %s could not be asked for: %v; no action without it", r.cfg.Lease.Redis, err)
+		return skip(reasonLeaseUnavailable, "the lease in Redis %s could not be asked for: %v; no action without it", r.cur.cfg.Lease.Redis, err)
 	case !ok:
 		return skip(reasonLeaseHeld, "receiver %s holds the lease of cluster %s", holder, plan.Cluster)
 	}
 	defer func() {
-		if err := r.lease.release(context.WithoutCancel(ctx), plan.Cluster); err != nil {
-			r.logger.Warn("remediation: the lease was not released; it expires by itself", "ttl", r.cfg.Lease.TTL, "err", err)
+		if err := r.cur.lease.release(context.WithoutCancel(ctx), plan.Cluster); err != nil {
+			r.logger.Warn("remediation: the lease was not released; it expires by itself", "ttl", r.cur.cfg.Lease.TTL, "err", err)
 		}
 	}()
 	// Under the lease: another receiver may have acted while we verified.
@@ -605,16 +614,16 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 		return skip(refused.reason, "under the lease: %s", refused.detail)
 	}
 	*plan = *fresh
-	taken, by, err := r.lease.claim(ctx, req.incident)
+	taken, by, err := r.cur.lease.claim(ctx, req.incident)
 	switch {
 	case err != nil:
-		return skip(reasonLeaseUnavailable, "the incident could not be claimed in Redis %s: %v", r.cfg.Lease.Redis, err)
+		return skip(reasonLeaseUnavailable, "the incident could not be claimed in Redis %s: %v", r.cur.cfg.Lease.Redis, err)
 	case !taken:
 		return skip(reasonDedup, "receiver %s already took this incident", by)
 	}
 
-	if scripts := r.cfg.Scripts.PreCheck; len(scripts) > 0 {
-		runs := runScripts(ctx, scripts, time.Duration(r.cfg.Scripts.Timeout), scriptEnv(actionPreCheck, req.alert, plan, false))
+	if scripts := r.cur.cfg.Scripts.PreCheck; len(scripts) > 0 {
+		runs := runScripts(ctx, scripts, time.Duration(r.cur.cfg.Scripts.Timeout), scriptEnv(actionPreCheck, req.alert, plan, false))
 		failed := r.auditScripts(req.incident, actionPreCheck, runs)
 		if failed != nil {
 			return skip(reasonVeto, "pre-check %s vetoed: %v", failed.Script, failed.Err)
@@ -623,13 +632,13 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 
 	if err := r.journal.Append(ctx, record{Kind: kindStarted, Incident: req.incident, Cluster: plan.Cluster, Plan: plan}); err != nil {
 		r.metrics.actions.WithLabelValues(actionPromote, ResultFailure).Inc()
-		r.audit.step(req.incident, actionPromote, ResultFailure, "error", "not started: the journal failed: "+err.Error())
+		r.cur.audit.step(req.incident, actionPromote, ResultFailure, "error", "not started: the journal failed: "+err.Error())
 		return "", "", err
 	}
 	if err := r.catchUp(); err != nil {
 		return "", "", err
 	}
-	r.audit.decision(slog.LevelWarn, req.incident, req.from, OutcomePromoted, "promoting", "plan", plan, "manual", req.manual)
+	r.cur.audit.decision(slog.LevelWarn, req.incident, req.from, OutcomePromoted, "promoting", "plan", plan, "manual", req.manual)
 
 	result, stepErr := ResultSuccess, r.promote(ctx, req, plan)
 	finished := record{Kind: kindFinished, Incident: req.incident, Cluster: plan.Cluster, Plan: plan, Result: result}
@@ -637,7 +646,7 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 		finished.Result, finished.Error = ResultFailure, stepErr.Error()
 	}
 	r.metrics.actions.WithLabelValues(actionPromote, finished.Result).Inc()
-	r.audit.step(req.incident, actionPromote, finished.Result, "plan", plan, "error", finished.Error)
+	r.cur.audit.step(req.incident, actionPromote, finished.Result, "plan", plan, "error", finished.Error)
 	if err := r.journal.Append(ctx, finished); err != nil {
 		return "", "", err
 	}
@@ -655,13 +664,13 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 	step := func(action, result string, attrs ...any) {
 		r.metrics.actions.WithLabelValues(action, result).Inc()
-		r.audit.step(req.incident, action, result, attrs...)
+		r.cur.audit.step(req.incident, action, result, attrs...)
 	}
 	// Fence first: a failed server that still answers must not go on
 	// working tasks beside its replacement.
-	h, _ := r.iap.CheckHealth(ctx, plan.From)
+	h, _ := r.cur.iap.CheckHealth(ctx, plan.From)
 	if h.Answered {
-		if err := r.iap.Deactivate(ctx, plan.From); err != nil {
+		if err := r.cur.iap.Deactivate(ctx, plan.From); err != nil {
 			step(actionFence, ResultFailure, "server", plan.From, "error", err)
 			return fmt.Errorf("fencing %s, which still answers: %w", plan.From, err)
 		}
@@ -670,7 +679,7 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 		step(actionFence, resultUnreachable, "server", plan.From, "detail", h.Reason)
 	}
 
-	if err := r.iap.Activate(ctx, plan.To); err != nil {
+	if err := r.cur.iap.Activate(ctx, plan.To); err != nil {
 		step(actionActivate, ResultFailure, "server", plan.To, "error", err)
 		return fmt.Errorf("activating %s: %w", plan.To, err)
 	}
@@ -682,8 +691,8 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 	}
 	step(actionConfirm, ResultSuccess, "server", plan.To)
 
-	if scripts := r.cfg.Scripts.PostPromotion[plan.ToSite]; len(scripts) > 0 {
-		runs := runScripts(ctx, scripts, time.Duration(r.cfg.Scripts.Timeout), scriptEnv(actionPostPromotion, req.alert, plan, false))
+	if scripts := r.cur.cfg.Scripts.PostPromotion[plan.ToSite]; len(scripts) > 0 {
+		runs := runScripts(ctx, scripts, time.Duration(r.cur.cfg.Scripts.Timeout), scriptEnv(actionPostPromotion, req.alert, plan, false))
 		if failed := r.auditScripts(req.incident, actionPostPromotion, runs); failed != nil {
 			return fmt.Errorf("post-promotion script %s: %w", failed.Script, failed.Err)
 		}
@@ -693,10 +702,10 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 
 // confirm waits until workers/status shows the standby's workers running.
 func (r *Receiver) confirm(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cfg.ConfirmTimeout))
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cur.cfg.ConfirmTimeout))
 	defer cancel()
 	for {
-		task, job, err := r.iap.Workers(ctx, name)
+		task, job, err := r.cur.iap.Workers(ctx, name)
 		if err == nil && task == topology.True && job != topology.False {
 			return nil
 		}
@@ -705,7 +714,7 @@ func (r *Receiver) confirm(ctx context.Context, name string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not confirmed within %s: %w", r.cfg.ConfirmTimeout, err)
+			return fmt.Errorf("not confirmed within %s: %w", r.cur.cfg.ConfirmTimeout, err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -729,7 +738,7 @@ func (r *Receiver) auditScripts(incident, action string, runs []scriptRun) *scri
 			result = ResultFailure
 		}
 		r.metrics.actions.WithLabelValues(action, result).Inc()
-		r.audit.step(incident, action, result, "script", run.Script, "output", run.Output, "error", run.Err)
+		r.cur.audit.step(incident, action, result, "script", run.Script, "output", run.Output, "error", run.Err)
 		if run.Err != nil {
 			return &runs[i]
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/exporter"
 	"github.com/iapha/iap_ha_exporter/remediation"
 )
@@ -128,6 +129,19 @@ func (f *remediationFlags) load(opts exporter.Options) (*exporter.Exporter, *rem
 	return exp, cfg, nil
 }
 
+// loadChecked reads the remediation file against the exporter's
+// configuration estate, and refuses a webhook nothing would authenticate.
+func (f *remediationFlags) loadChecked(estate *config.Config, toolkit *web.FlagConfig) (*remediation.Config, error) {
+	cfg, err := remediation.Load(*f.configFile, estate)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", *f.configFile, err)
+	}
+	if err := remediation.CheckAuthentication(cfg, *toolkit.WebConfigFile, *f.insecure); err != nil {
+		return nil, fmt.Errorf("%s: %w", *f.configFile, err)
+	}
+	return cfg, nil
+}
+
 func scrapeOf(exp *exporter.Exporter) remediation.ScrapeFunc {
 	return func(ctx context.Context) (*collector.Scrape, error) {
 		s, _, err := exp.Scrape(ctx)
@@ -142,11 +156,8 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 	if *f.configFile == "" {
 		return nil, func() {}, nil
 	}
-	cfg, err := remediation.Load(*f.configFile, exp.Config())
+	cfg, err := f.loadChecked(exp.Config(), toolkit)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", *f.configFile, err)
-	}
-	if err := remediation.CheckAuthentication(cfg, *toolkit.WebConfigFile, *f.insecure); err != nil {
 		return nil, nil, err
 	}
 	if *f.insecure {
@@ -165,6 +176,18 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 		return nil, nil, err
 	}
 	logger.Info("remediation receiver started", "path", remediationPath, "dry_run", *cfg.DryRun, "site", cfg.Site)
+	// A reload reads the remediation file again against the exporter's new
+	// configuration: both apply, or neither.
+	exp.AddReloader(func(estate *config.Config) (apply, discard func(), err error) {
+		cfg, err := f.loadChecked(estate, toolkit)
+		if err != nil {
+			return nil, nil, err
+		}
+		if apply, discard, err = r.Prepare(cfg, estate); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", *f.configFile, err)
+		}
+		return apply, discard, nil
+	})
 	if *f.listenAddress == "" {
 		mux.Handle(remediationPath, r)
 		return r, func() { r.Close() }, nil

@@ -41,13 +41,22 @@ type Options struct {
 	Logger              *slog.Logger
 }
 
+// A Reloader is a part of the binary that follows the configuration (the
+// remediation receiver). Given a new configuration, it prepares everything
+// of its own that can fail, changing nothing that runs, and returns how to
+// apply what it prepared or to throw it away. A reload applies every part
+// or none: when one Reloader fails, the others' preparations are discarded
+// and the configuration in force stays.
+type Reloader func(cfg *config.Config) (apply, discard func(), err error)
+
 // Exporter owns the current configuration and its Scraper.
 type Exporter struct {
 	opts   Options
 	logger *slog.Logger
 
-	reloadMu sync.Mutex
-	scraper  atomic.Pointer[collector.Scraper]
+	reloadMu  sync.Mutex
+	reloaders []Reloader // under reloadMu
+	scraper   atomic.Pointer[collector.Scraper]
 	latest   atomic.Pointer[collector.Scrape]
 	scrapes  singleflight.Group
 
@@ -97,6 +106,13 @@ func (e *Exporter) Registry() *prometheus.Registry { return e.registry }
 // Config is the configuration in force.
 func (e *Exporter) Config() *config.Config { return e.scraper.Load().Config() }
 
+// AddReloader has r take part in every later reload.
+func (e *Exporter) AddReloader(r Reloader) {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	e.reloaders = append(e.reloaders, r)
+}
+
 // Reload reads the configuration again and swaps it in. On any problem the
 // running configuration stays and the error says why.
 func (e *Exporter) Reload() error {
@@ -125,8 +141,24 @@ func (e *Exporter) reload() error {
 	if err != nil {
 		return err
 	}
+	applies := make([]func(), 0, len(e.reloaders))
+	discards := make([]func(), 0, len(e.reloaders))
+	for _, prepare := range e.reloaders {
+		apply, discard, err := prepare(cfg)
+		if err != nil {
+			for _, d := range discards {
+				d()
+			}
+			s.Close()
+			return err
+		}
+		applies, discards = append(applies, apply), append(discards, discard)
+	}
 	if old := e.scraper.Swap(s); old != nil {
 		go old.Close() // waits for scrapes still using it
+	}
+	for _, apply := range applies {
+		apply()
 	}
 	e.logger.Info("configuration loaded", "file", e.opts.ConfigFile, "collectors", fmt.Sprint(s.Collectors()))
 	return nil

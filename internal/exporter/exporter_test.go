@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
+	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
 // syncBuffer collects log output written from several goroutines.
@@ -111,6 +113,83 @@ func TestReloadWithBadFileKeepsTheOldConfig(t *testing.T) {
 	}
 	if code, _ := get(t, e.ReloadHandler(), http.MethodGet, "/-/reload", nil); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /-/reload = %d, want 405", code)
+	}
+}
+
+// fakeReloader counts what a reload asked of it; it refuses a configuration
+// whose first RabbitMQ cluster is named refuse.
+type fakeReloader struct {
+	refuse                      string
+	prepared, applied, discards int
+	appliedUnder                string // the RabbitMQ name of the configuration in force at apply
+}
+
+func (f *fakeReloader) reloader(e *Exporter) Reloader {
+	return func(cfg *config.Config) (func(), func(), error) {
+		f.prepared++
+		if cfg.RabbitMQ[0].Name == f.refuse {
+			return nil, nil, errors.New("remediation.yml: lease.redis: refused")
+		}
+		return func() { f.applied++; f.appliedUnder = e.Config().RabbitMQ[0].Name },
+			func() { f.discards++ }, nil
+	}
+}
+
+// A reload applies the exporter's configuration and every Reloader's, or
+// none of them.
+func TestReloadersApplyTogetherOrNotAtAll(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yml")
+	configNamed := func(name string) string {
+		return "rabbitmq:\n  - name: " + name + "\n    urls: [\"http://" + closedPort(t) + "\"]\n"
+	}
+	writeFile(t, file, configNamed("first"))
+	e, err := New(Options{ConfigFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	accepting, refusing := &fakeReloader{}, &fakeReloader{refuse: "second"}
+	e.AddReloader(accepting.reloader(e))
+	e.AddReloader(refusing.reloader(e))
+
+	steps := []struct {
+		name, file string
+		wantErr    string // "" for a reload that succeeds
+		inForce    string
+		// What each Reloader saw so far: prepared, applied, discarded.
+		accepting, refusing [3]int
+	}{
+		{"a Reloader refuses", configNamed("second"), "lease.redis: refused", "first", [3]int{1, 0, 1}, [3]int{1, 0, 0}},
+		{"the exporter's file is bad", "rabbitmq: [{name: x, urls: [\"not a url\"]}]\n", "rabbitmq[0].urls[0]", "first", [3]int{1, 0, 1}, [3]int{1, 0, 0}},
+		{"every part accepts", configNamed("third"), "", "third", [3]int{2, 1, 1}, [3]int{2, 1, 0}},
+	}
+	for _, step := range steps {
+		writeFile(t, file, step.file)
+		code, body := get(t, e.ReloadHandler(), http.MethodPost, "/-/reload", nil)
+		if step.wantErr == "" && code != http.StatusOK || step.wantErr != "" && (code != http.StatusInternalServerError || !strings.Contains(body, step.wantErr)) {
+			t.Errorf("%s: reload answered %d %q, want the error %q", step.name, code, body, step.wantErr)
+		}
+		if got := e.Config().RabbitMQ[0].Name; got != step.inForce {
+			t.Errorf("%s: configuration in force %q, want %q", step.name, got, step.inForce)
+		}
+		for _, f := range []struct {
+			name string
+			r    *fakeReloader
+			want [3]int
+		}{{"accepting", accepting, step.accepting}, {"refusing", refusing, step.refusing}} {
+			if got := [3]int{f.r.prepared, f.r.applied, f.r.discards}; got != f.want {
+				t.Errorf("%s: the %s Reloader was prepared, applied, discarded %v times, want %v", step.name, f.name, got, f.want)
+			}
+		}
+		want := "iap_ha_config_last_reload_successful " + map[bool]string{true: "1", false: "0"}[step.wantErr == ""]
+		if _, metrics := get(t, e.MetricsHandler(), http.MethodGet, "/metrics", nil); !strings.Contains(metrics, want) {
+			t.Errorf("%s: metrics do not say %q:\n%s", step.name, want, grep(metrics, "reload"))
+		}
+	}
+	// Applied once the new configuration is in force: the receiver's fresh
+	// probes then see the estate it was checked against.
+	if accepting.appliedUnder != "third" {
+		t.Errorf("a Reloader applied while %q was in force, want the new configuration", accepting.appliedUnder)
 	}
 }
 
