@@ -57,8 +57,8 @@ type Exporter struct {
 	reloadMu  sync.Mutex
 	reloaders []Reloader // under reloadMu
 	scraper   atomic.Pointer[collector.Scraper]
-	latest   atomic.Pointer[collector.Scrape]
-	scrapes  singleflight.Group
+	latest    atomic.Pointer[collector.Scrape]
+	scrapes   singleflight.Group
 
 	registry      *prometheus.Registry
 	reloadSuccess prometheus.Gauge
