@@ -148,3 +148,133 @@ func fetch(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// A reload reads the remediation file again against the exporter's new
+// configuration: both apply or neither. Each step rewrites the files,
+// reloads through /-/reload, and checks what is in force.
+func TestReloadFollowsRemediationFile(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dead := closedAddress(t)
+	dir := t.TempDir()
+	exporterFile, remediationFile, tokenFile := filepath.Join(dir, "config.yml"), filepath.Join(dir, "remediation.yml"), filepath.Join(dir, "token")
+	estate := func(group string) string {
+		return `sites: [{name: dc1, role: active}]
+iap:
+  servers: [{name: iap-1, url: "http://` + dead + `", site: dc1, role: active, cluster: prod}]
+redis: [{name: ` + group + `, site: dc1, sentinels: [{address: "` + dead + `"}]}]
+`
+	}
+	remediationFor := func(journal, lease string) string {
+		return "site: dc1\nauth: {bearer_token_file: token}\njournal_file: " + journal + "\nlease: {redis: " + lease + "}\nclusters: [{name: prod}]\n"
+	}
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(exporterFile, estate("dc1"))
+	write(remediationFile, remediationFor("journal", "dc1"))
+	write(tokenFile, "first-token\n")
+	cmd := exec.Command(binary, "--config.file", exporterFile, "--remediation.config.file", remediationFile,
+		"--web.listen-address", addr, "--no-collector.iap")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	base := "http://" + addr
+	waitFor(t, base+"/-/healthy")
+	notification, err := os.ReadFile("../../remediation/testdata/firing.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(token string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+remediationPath, strings.NewReader(string(notification)))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	steps := []struct {
+		name                  string
+		group, journal, lease string // the files' new content
+		token                 string
+		wantCode              int
+		wantBody              []string // in the /-/reload answer
+		inForceGroup          string   // after the reload
+		goodToken, badToken   string
+	}{
+		{
+			name: "the new estate drops the lease's group", group: "dc9", journal: "journal", lease: "dc1", token: "second-token",
+			wantCode: http.StatusInternalServerError, wantBody: []string{remediationFile + ": ", "lease.redis (line 4)", `not "dc1"`},
+			inForceGroup: "dc1", goodToken: "first-token", badToken: "second-token",
+		},
+		{
+			name: "journal_file changed", group: "dc1", journal: "journal-elsewhere", lease: "dc1", token: "second-token",
+			wantCode: http.StatusInternalServerError, wantBody: []string{remediationFile + ": journal_file: changed", "restart to change it"},
+			inForceGroup: "dc1", goodToken: "first-token", badToken: "second-token",
+		},
+		{
+			name: "both files good, the token rotated", group: "dc2", journal: "journal", lease: "dc2", token: "second-token",
+			wantCode: http.StatusOK, wantBody: []string{"configuration reloaded"},
+			inForceGroup: "dc2", goodToken: "second-token", badToken: "first-token",
+		},
+	}
+	for _, step := range steps {
+		write(exporterFile, estate(step.group))
+		write(remediationFile, remediationFor(step.journal, step.lease))
+		write(tokenFile, step.token+"\n")
+		resp, err := http.Post(base+"/-/reload", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != step.wantCode {
+			t.Errorf("%s: /-/reload answered %d, want %d: %s", step.name, resp.StatusCode, step.wantCode, b)
+		}
+		for _, want := range step.wantBody {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s: the /-/reload answer does not contain %q: %s", step.name, want, b)
+			}
+		}
+		wantMetric := "iap_ha_config_last_reload_successful " + map[bool]string{true: "1", false: "0"}[step.wantCode == http.StatusOK]
+		if body := fetch(t, base+"/metrics"); !strings.Contains(body, wantMetric) {
+			t.Errorf("%s: /metrics does not contain %q", step.name, wantMetric)
+		}
+		if body := fetch(t, base+"/api/v1/topology"); !strings.Contains(body, `"name": "`+step.inForceGroup+`"`) {
+			t.Errorf("%s: the exporter's configuration in force is not the one with group %s:\n%s", step.name, step.inForceGroup, body)
+		}
+		if code := post(step.goodToken); code != http.StatusAccepted {
+			t.Errorf("%s: the token %s got %d, want 202", step.name, step.goodToken, code)
+		}
+		if code := post(step.badToken); code != http.StatusUnauthorized {
+			t.Errorf("%s: the token %s got %d, want 401", step.name, step.badToken, code)
+		}
+	}
+}
+
+// closedAddress returns an address nothing listens on.
+func closedAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -157,10 +157,10 @@ func (e *Exporter) reload() error {
 	if old := e.scraper.Swap(s); old != nil {
 		go old.Close() // waits for scrapes still using it
 	}
+	e.logger.Info("configuration loaded", "file", e.opts.ConfigFile, "collectors", fmt.Sprint(s.Collectors()))
 	for _, apply := range applies {
 		apply()
 	}
-	e.logger.Info("configuration loaded", "file", e.opts.ConfigFile, "collectors", fmt.Sprint(s.Collectors()))
 	return nil
 }
 
