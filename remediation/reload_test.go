@@ -197,9 +197,13 @@ func TestReloadDuringActionFinishesUnderOldSettings(t *testing.T) {
 		}
 	}
 	// The old lease client released the lease before it was closed.
-	ok, holder, err := r.latest.Load().lease.acquire(context.Background(), "prod")
+	l := r.latest.Load().lease
+	ok, holder, err := l.acquire(context.Background(), "prod")
 	if err != nil || !ok {
 		t.Errorf("the lease of cluster prod after the action: free %v, held by %q, %v", ok, holder, err)
+	}
+	if err := l.release(context.Background(), "prod"); err != nil {
+		t.Fatal(err)
 	}
 
 	e.down(t, "iap-dc1-2")
