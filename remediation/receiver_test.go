@@ -145,7 +145,26 @@ cooldown: 1ms
 confirm_timeout: 5s
 lease: {redis: dc1, ttl: 30s, key_prefix: "test:%s:"}
 clusters: [{name: prod}]
-%s`, site, site, t.Name(), extra)
+%s`, site, site, testRun(t), extra)
+}
+
+var testRuns = struct {
+	sync.Mutex
+	ids map[testing.TB]string
+}{ids: map[testing.TB]string{}}
+
+// testRun names one run of a test: the receivers of one run share their
+// Redis keys, and a run of `go test -count N` never meets the incidents an
+// earlier run of the same test claimed in the lab's Redis.
+func testRun(t testing.TB) string {
+	testRuns.Lock()
+	defer testRuns.Unlock()
+	id, ok := testRuns.ids[t]
+	if !ok {
+		id = fmt.Sprintf("%s#%d", t.Name(), len(testRuns.ids))
+		testRuns.ids[t] = id
+	}
+	return id
 }
 
 func (e *estate) startReceiver(t testing.TB, yaml string, own, truth *config.Config) *receiver {
