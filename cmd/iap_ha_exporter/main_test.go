@@ -65,29 +65,12 @@ func TestVersion(t *testing.T) {
 // The binary serves its endpoints and reloads on SIGHUP, keeping the old
 // configuration when the new one is bad.
 func TestServeAndReloadOnSIGHUP(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	file := filepath.Join(t.TempDir(), "config.yml")
 	if err := os.WriteFile(file, []byte("architecture: HA-0\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// A configuration without targets: this test is about the binary, not the probes.
-	cmd := exec.Command(binary, "--config.file", file, "--web.listen-address", addr)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-
-	base := "http://" + addr
-	waitFor(t, base+"/-/healthy")
+	cmd, base := serve(t, "--config.file", file)
 	for path, want := range map[string]string{
 		"/":                "/metrics",
 		"/-/healthy":       "Healthy",
@@ -117,6 +100,25 @@ func TestServeAndReloadOnSIGHUP(t *testing.T) {
 	if body := fetch(t, base+"/-/healthy"); !strings.Contains(body, "Healthy") {
 		t.Fatalf("exporter unhealthy after a bad reload: %s", body)
 	}
+}
+
+// serve starts the binary with args on a free loopback port, stops it when
+// the test ends, and returns it and its base URL once it answers.
+func serve(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	addr := closedAddress(t)
+	cmd := exec.Command(binary, append(args, "--web.listen-address", addr)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	base := "http://" + addr
+	waitFor(t, base+"/-/healthy")
+	return cmd, base
 }
 
 func waitFor(t *testing.T, url string) {
@@ -153,12 +155,6 @@ func fetch(t *testing.T, url string) string {
 // configuration: both apply or neither. Each step rewrites the files,
 // reloads through /-/reload, and checks what is in force.
 func TestReloadFollowsRemediationFile(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	dead := closedAddress(t)
 	dir := t.TempDir()
 	exporterFile, remediationFile, tokenFile := filepath.Join(dir, "config.yml"), filepath.Join(dir, "remediation.yml"), filepath.Join(dir, "token")
@@ -181,18 +177,7 @@ redis: [{name: ` + group + `, site: dc1, sentinels: [{address: "` + dead + `"}]}
 	write(exporterFile, estate("dc1"))
 	write(remediationFile, remediationFor("journal", "dc1"))
 	write(tokenFile, "first-token\n")
-	cmd := exec.Command(binary, "--config.file", exporterFile, "--remediation.config.file", remediationFile,
-		"--web.listen-address", addr, "--no-collector.iap")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	base := "http://" + addr
-	waitFor(t, base+"/-/healthy")
+	_, base := serve(t, "--config.file", exporterFile, "--remediation.config.file", remediationFile, "--no-collector.iap")
 	notification, err := os.ReadFile("../../remediation/testdata/firing.json")
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +253,7 @@ redis: [{name: ` + group + `, site: dc1, sentinels: [{address: "` + dead + `"}]}
 	}
 }
 
-// closedAddress returns an address nothing listens on.
+// closedAddress returns a loopback address nothing listens on (yet).
 func closedAddress(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
