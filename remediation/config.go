@@ -21,6 +21,14 @@ const (
 	DefaultVerifyTimeout  = 15 * time.Second
 	DefaultConfirmTimeout = 30 * time.Second
 	DefaultScriptTimeout  = 60 * time.Second
+	// DefaultJournalRetention is how long the journal keeps an incident
+	// after its last record.
+	DefaultJournalRetention = 14 * 24 * time.Hour
+	// MinJournalRetention is longer than Alertmanager's notification log
+	// keeps a notification (--data.retention, 120h by default): an incident
+	// forgotten while Alertmanager may still resend it could be acted on
+	// twice.
+	MinJournalRetention = 5 * 24 * time.Hour
 )
 
 // Config is the remediation file (--remediation.config.file). It names the
@@ -36,6 +44,9 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// JournalFile is the append-only record of every notification and action.
 	JournalFile string `yaml:"journal_file"`
+	// JournalRetention is how long after its last record an incident is
+	// remembered (and deduplicated) once the journal is compacted.
+	JournalRetention model.Duration `yaml:"journal_retention"`
 	// PauseFile: while it exists, the receiver decides nothing (maintenance).
 	PauseFile string `yaml:"pause_file"`
 	// AuditLogFile receives one JSON line per decision; the process log
@@ -155,6 +166,10 @@ func (cfg *Config) complete(c *config.Checker, estate *config.Config) {
 	cfg.JournalFile = c.Path(cfg.JournalFile)
 	cfg.PauseFile = c.Path(cfg.PauseFile)
 	cfg.AuditLogFile = c.Path(cfg.AuditLogFile)
+	c.Duration("journal_retention", &cfg.JournalRetention, DefaultJournalRetention)
+	if r := time.Duration(cfg.JournalRetention); r > 0 && r < MinJournalRetention {
+		c.Addf("journal_retention", "must be at least %s, not %s: Alertmanager keeps its notification log 120h by default, and an incident forgotten while Alertmanager may still resend it could be acted on twice", model.Duration(MinJournalRetention), cfg.JournalRetention)
+	}
 	c.Duration("cooldown", &cfg.Cooldown, DefaultCooldown)
 	c.Duration("verify_timeout", &cfg.VerifyTimeout, DefaultVerifyTimeout)
 	c.Duration("confirm_timeout", &cfg.ConfirmTimeout, DefaultConfirmTimeout)

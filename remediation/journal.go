@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -51,17 +52,28 @@ type record struct {
 // requests share one write and one fsync (group commit). Other processes
 // (the ack and promote commands) append to the same file under an flock;
 // Catch up reads what anyone appended since the last call.
+//
+// The serving receiver compacts it (compact): it writes a new file and
+// renames it over the journal while holding the flock of the old one. Every
+// appender, having taken the flock, checks that its file is still the one
+// at the path and opens the path again if not; a reader of another process
+// finds the file replaced and reads the new one from its start.
 type Journal struct {
 	path string
 	w    *os.File // O_APPEND, owned by the writer goroutine
-	r    *os.File
 	reqs chan appendReq
 	done chan struct{}
 
-	// Read side, used by one goroutine at a time: the file offset read up
-	// to, and the bytes read after the last complete line.
+	// Read side, used by one goroutine at a time: the file read, its inode,
+	// the offset read up to, and the bytes read after the last complete line.
+	r      *os.File
+	rIno   uint64
 	offset int64
 	buf    []byte
+
+	// beforeStep, set by tests, fails a step of compact as a crash there
+	// would stop it.
+	beforeStep func(step string) error
 
 	// written holds the records this process journaled and has not read
 	// back yet, by offset, in the order written: read takes them as they
@@ -76,8 +88,10 @@ type Journal struct {
 	lines sync.Pool
 }
 
-// writtenRecord is a record on disk at offset, as it was before encoding.
+// writtenRecord is a record on disk at offset of the file with inode ino,
+// as it was before encoding.
 type writtenRecord struct {
+	ino    uint64
 	offset int64
 	rec    record
 }
@@ -114,6 +128,11 @@ func OpenJournal(path string) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{path: path, w: w, r: r, reqs: make(chan appendReq, 256), done: make(chan struct{})}
+	if j.rIno, err = inode(r); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	if err := j.dropTornTail(); err != nil {
 		j.w.Close()
 		j.r.Close()
@@ -284,57 +303,87 @@ func (j *Journal) writer() {
 		for _, r := range batch {
 			data = append(data, r.data...)
 		}
-		offset, err := j.write(data)
-		if err == nil {
-			j.remember(offset, batch)
-		}
+		err := j.write(data, batch)
 		for _, r := range batch {
 			r.err <- err
 		}
 	}
 }
 
-// write appends data under an exclusive flock and fsyncs. A failed write is
-// cut back off, so that a half line never glues to the next; a file that
-// failed is opened again for the next batch. It returns the offset data was
-// written at.
-func (j *Journal) write(data []byte) (int64, error) {
-	offset, err := j.writeLocked(data)
-	if err != nil {
-		if f, oerr := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); oerr == nil {
-			j.w.Close()
-			j.w = f
-		}
-		return 0, fmt.Errorf("journal %s: %w", j.path, err)
+// write appends data, the lines of batch, under an exclusive flock and
+// fsyncs. A failed write is cut back off, so that a half line never glues
+// to the next; a file that failed is opened again for the next batch.
+func (j *Journal) write(data []byte, batch []appendReq) error {
+	if err := j.writeLocked(data, batch); err != nil {
+		j.reopenWriter()
+		return fmt.Errorf("journal %s: %w", j.path, err)
 	}
-	return offset, nil
+	return nil
 }
 
-func (j *Journal) writeLocked(data []byte) (int64, error) {
-	if err := flock(j.w, syscall.LOCK_EX); err != nil {
-		return 0, err
+func (j *Journal) reopenWriter() {
+	if f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+		j.w.Close()
+		j.w = f
+	}
+}
+
+func (j *Journal) writeLocked(data []byte, batch []appendReq) error {
+	fi, err := j.lockWriter()
+	if err != nil {
+		return err
 	}
 	defer flock(j.w, syscall.LOCK_UN)
-	fi, err := j.w.Stat()
-	if err != nil {
-		return 0, err
-	}
 	if _, err := j.w.Write(data); err != nil {
 		j.w.Truncate(fi.Size())
-		return 0, err
+		return err
 	}
-	return fi.Size(), j.w.Sync()
+	if err := j.w.Sync(); err != nil {
+		return err
+	}
+	// Under the lock: a compaction, which reads up to the end and forgets
+	// what was remembered, never finds lines of this batch unremembered.
+	j.remember(ino(fi), fi.Size(), batch)
+	return nil
 }
 
-// remember keeps the records of a batch written at offset for read.
-func (j *Journal) remember(offset int64, batch []appendReq) {
+// lockWriter takes the flock of the file at the path for the writer,
+// opening the path again when a compaction replaced the file it had while
+// it waited for the lock.
+func (j *Journal) lockWriter() (os.FileInfo, error) {
+	for {
+		if err := flock(j.w, syscall.LOCK_EX); err != nil {
+			return nil, err
+		}
+		fi, err := j.w.Stat()
+		if err != nil {
+			flock(j.w, syscall.LOCK_UN)
+			return nil, err
+		}
+		at, err := os.Stat(j.path)
+		if err == nil && os.SameFile(fi, at) {
+			return fi, nil
+		}
+		flock(j.w, syscall.LOCK_UN)
+		f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		j.w.Close()
+		j.w = f
+	}
+}
+
+// remember keeps the records of a batch written at offset of the file with
+// inode ino for read.
+func (j *Journal) remember(ino uint64, offset int64, batch []appendReq) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, r := range batch {
 		at := offset
 		for _, l := range r.lines {
 			if len(j.written)-j.taken < maxWritten {
-				j.written = append(j.written, writtenRecord{at, l.rec})
+				j.written = append(j.written, writtenRecord{ino, at, l.rec})
 			}
 			at += int64(l.len)
 		}
@@ -342,13 +391,15 @@ func (j *Journal) remember(offset int64, batch []appendReq) {
 	}
 }
 
-// takeWritten returns the record this process wrote at offset, if it kept
-// it, and forgets those before: read only goes forward.
+// takeWritten returns the record this process wrote at offset of the file
+// the reader reads, if it kept it, and forgets those before: read only goes
+// forward. Records of another file (one a compaction replaced, or replaced
+// this one with) are forgotten too: read decodes their lines instead.
 func (j *Journal) takeWritten(offset int64) (rec record, ok bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for !ok && j.taken < len(j.written) && j.written[j.taken].offset <= offset {
-		if w := j.written[j.taken]; w.offset == offset {
+	for !ok && j.taken < len(j.written) && (j.written[j.taken].offset <= offset || j.written[j.taken].ino != j.rIno) {
+		if w := j.written[j.taken]; w.offset == offset && w.ino == j.rIno {
 			rec, ok = w.rec, true
 		}
 		j.written[j.taken] = writtenRecord{}
@@ -365,8 +416,13 @@ func (j *Journal) takeWritten(offset int64) (rec record, ok bool) {
 	return rec, ok
 }
 
-// read returns the complete records appended since the last read.
-func (j *Journal) read() ([]record, error) {
+// read returns the complete records appended since the last read. When
+// another process has compacted the journal since, reset is true and recs
+// are the whole new journal, to replay from nothing.
+func (j *Journal) read() (recs []record, reset bool, err error) {
+	if reset, err = j.followReplaced(); err != nil {
+		return nil, false, err
+	}
 	for {
 		// One buffer, kept from read to read: the worker reads after every
 		// batch, and garbage it makes is collected on the requests' time.
@@ -378,10 +434,10 @@ func (j *Journal) read() ([]record, error) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, reset, err
 		}
 	}
-	recs := make([]record, 0, bytes.Count(j.buf, []byte{'\n'}))
+	recs = make([]record, 0, bytes.Count(j.buf, []byte{'\n'}))
 	rest := j.buf
 	for {
 		i := bytes.IndexByte(rest, '\n')
@@ -396,7 +452,7 @@ func (j *Journal) read() ([]record, error) {
 			if err := json.Unmarshal(line, &r); err != nil {
 				// Stop before it, every time: never guess past it.
 				j.buf = j.buf[:copy(j.buf, rest)]
-				return recs, fmt.Errorf("journal %s: unreadable record ending at byte %d: %w", j.path, j.offset-int64(len(rest)-i-1), err)
+				return recs, reset, fmt.Errorf("journal %s: unreadable record ending at byte %d: %w", j.path, j.offset-int64(len(rest)-i-1), err)
 			}
 			recs = append(recs, r)
 		}
@@ -404,7 +460,172 @@ func (j *Journal) read() ([]record, error) {
 	}
 	// Keep the line not yet complete for the next read.
 	j.buf = j.buf[:copy(j.buf, rest)]
-	return recs, nil
+	return recs, reset, nil
+}
+
+// followReplaced moves the reader to the file at the path when it is no
+// longer the one read (another process compacted the journal), at its start.
+func (j *Journal) followReplaced() (bool, error) {
+	at, err := os.Stat(j.path)
+	if err != nil {
+		return false, fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if ino(at) == j.rIno {
+		return false, nil
+	}
+	f, err := os.Open(j.path)
+	if err != nil {
+		return false, err
+	}
+	j.moveReader(f, 0)
+	return true, nil
+}
+
+// moveReader makes the reader read f from offset on.
+func (j *Journal) moveReader(f *os.File, offset int64) {
+	j.r.Close()
+	j.r, j.offset, j.buf = f, offset, j.buf[:0]
+	j.rIno, _ = inode(f) // on error 0: no record remembered matches
+	j.mu.Lock()
+	clear(j.written)
+	j.written, j.taken = j.written[:0], 0
+	j.mu.Unlock()
+}
+
+// size is the journal's size when it was last read.
+func (j *Journal) size() int64 { return j.offset }
+
+// Steps of compact, named for tests that fail one as a crash would.
+const (
+	stepWrite   = "write"   // the new journal, to <journal>.tmp
+	stepSync    = "sync"    // fsync of the new journal
+	stepRename  = "rename"  // over the journal
+	stepSyncDir = "syncdir" // fsync of the directory: the rename is durable
+)
+
+// compact replaces the journal by snapshot's records. Under the journal's
+// flock it reads what was appended since the last read and gives it to
+// snapshot, which applies it and returns the records that replay to the
+// same state; it writes them to <journal>.tmp, fsyncs it, renames it over
+// the journal and fsyncs the directory. A crash leaves either the old
+// journal or the new one, each whole: the rename is atomic, and the new file
+// is on disk before it. Appenders waiting for the lock find the file
+// replaced and append to the new one; the reader goes on after the
+// snapshot. replaced reports whether the path now holds the new journal
+// (it does after a failed directory fsync).
+func (j *Journal) compact(snapshot func(tail []record, reset bool) []record) (replaced bool, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("compacting journal %s: %w", j.path, err)
+		}
+	}()
+	lock, err := j.lockPath()
+	if err != nil {
+		return false, err
+	}
+	defer lock.Close() // and with it the lock
+	tail, reset, err := j.read()
+	if err != nil {
+		return false, err
+	}
+	var data bytes.Buffer
+	enc := json.NewEncoder(&data)
+	for _, r := range snapshot(tail, reset) {
+		if err := enc.Encode(r); err != nil {
+			return false, err
+		}
+	}
+	tmp := j.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return false, err
+	}
+	if err := j.writeNew(f, data.Bytes()); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return false, err
+	}
+	// The new file is the journal now: read on after the snapshot.
+	j.moveReader(f, int64(data.Len()))
+	if err := j.step(stepSyncDir); err != nil {
+		return true, err
+	}
+	return true, syncDir(filepath.Dir(j.path))
+}
+
+// writeNew writes data to f, fsyncs it and renames it over the journal.
+func (j *Journal) writeNew(f *os.File, data []byte) error {
+	if err := j.step(stepWrite); err != nil {
+		f.Write(data[:len(data)/2]) // as a crash in the middle of the write
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := j.step(stepSync); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := j.step(stepRename); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), j.path)
+}
+
+func (j *Journal) step(name string) error {
+	if j.beforeStep == nil {
+		return nil
+	}
+	return j.beforeStep(name)
+}
+
+// lockPath takes the flock of the file at the path on a descriptor of its
+// own, making sure that it locked the file still at the path.
+func (j *Journal) lockPath() (*os.File, error) {
+	for {
+		f, err := os.Open(j.path)
+		if err != nil {
+			return nil, err
+		}
+		if err := flock(f, syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		if at, err := os.Stat(j.path); err == nil && os.SameFile(fi, at) {
+			return f, nil
+		}
+		f.Close()
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+func inode(f *os.File) (uint64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return ino(fi), nil
+}
+
+func ino(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
 }
 
 func flock(f *os.File, how int) error {

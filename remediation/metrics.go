@@ -60,6 +60,9 @@ type Metrics struct {
 	skipped    *prometheus.CounterVec
 	blocked    prometheus.Gauge
 	lastAction prometheus.Gauge
+
+	compactions  prometheus.Counter
+	journalBytes prometheus.Gauge
 }
 
 // NewMetrics builds the metrics with every series at zero, so that rules
@@ -82,6 +85,14 @@ func NewMetrics() *Metrics {
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "last_action_timestamp_seconds",
 			Help: "When a remediation action last started or ended (0: never).",
 		}),
+		compactions: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: collector.Namespace, Subsystem: "remediation", Name: "journal_compactions_total",
+			Help: "Times the receiver rewrote its journal as what it still needs.",
+		}),
+		journalBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: collector.Namespace, Subsystem: "remediation", Name: "journal_bytes",
+			Help: "Size of the remediation journal when the receiver last read it.",
+		}),
 	}
 	for action, results := range actionResults {
 		for _, r := range results {
@@ -100,6 +111,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.skipped.Describe(ch)
 	m.blocked.Describe(ch)
 	m.lastAction.Describe(ch)
+	m.compactions.Describe(ch)
+	m.journalBytes.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -108,6 +121,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.skipped.Collect(ch)
 	m.blocked.Collect(ch)
 	m.lastAction.Collect(ch)
+	m.compactions.Collect(ch)
+	m.journalBytes.Collect(ch)
 }
 
 // Describe sends the descriptors of every remediation metric, for checks

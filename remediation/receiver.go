@@ -84,6 +84,11 @@ type Receiver struct {
 	// status is published by catchUp for readers outside the worker.
 	status atomic.Pointer[published]
 
+	// compactAbove is the journal size below which the worker does not
+	// compact; compactedSize the size the last compaction left.
+	compactAbove  int64
+	compactedSize int64
+
 	wake     chan struct{}
 	burst    burst
 	lockFile *os.File
@@ -103,11 +108,12 @@ func New(opts Options) (*Receiver, error) {
 	cfg := opts.Config
 	r := &Receiver{
 		scrape: opts.Scrape, logger: opts.Logger, metrics: opts.Metrics,
-		journalFile: cfg.JournalFile,
-		instance:    instanceID(),
-		state:       newState(),
-		wake:        make(chan struct{}, 1),
-		burst:       burst{quiet: burstQuiet, maxDelay: burstMaxDelay},
+		journalFile:  cfg.JournalFile,
+		instance:     instanceID(),
+		state:        newState(),
+		wake:         make(chan struct{}, 1),
+		burst:        burst{quiet: burstQuiet, maxDelay: burstMaxDelay},
+		compactAbove: compactAbove,
 	}
 	s, err := r.newSettings(cfg, opts.Estate)
 	if err != nil {
@@ -149,7 +155,7 @@ func instanceID() string {
 }
 
 // Start takes the journal for this process alone, settles the actions a
-// previous run left unfinished, and starts the worker.
+// previous run left unfinished, compacts the journal, and starts the worker.
 func (r *Receiver) Start() error {
 	f, err := os.OpenFile(r.journalFile+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -162,6 +168,12 @@ func (r *Receiver) Start() error {
 	r.lockFile = f
 	if err := r.settleInterrupted(); err != nil {
 		return err
+	}
+	if r.journal.size() > 0 {
+		// A journal that cannot be compacted is still whole: serve on.
+		if err := r.compact(); err != nil {
+			r.logger.Error("remediation: journal not compacted", "err", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
@@ -215,13 +227,50 @@ func (r *Receiver) Close() error {
 
 // catchUp applies what was appended to the journal since the last call.
 func (r *Receiver) catchUp() error {
-	recs, err := r.journal.read()
-	for _, rec := range recs {
-		r.state.apply(rec)
-	}
-	r.metrics.show(r.state)
-	r.status.Store(&published{Status: r.state.status(r.cur.cfg), pauseFile: r.cur.cfg.PauseFile})
+	recs, reset, err := r.journal.read()
+	r.state.replay(recs, reset)
+	r.publish()
 	return err
+}
+
+func (r *Receiver) publish() {
+	r.metrics.show(r.state)
+	r.metrics.journalBytes.Set(float64(r.journal.size()))
+	r.status.Store(&published{Status: r.state.status(r.cur.cfg), pauseFile: r.cur.cfg.PauseFile})
+}
+
+// compactAbove is the least journal size the worker compacts: below it, a
+// compaction would save little for its fsyncs.
+const compactAbove = 1 << 20
+
+// grown reports whether the journal has grown enough since the last
+// compaction to compact it again: past twice what that one left, so that
+// the cost of rewriting what is kept is spread over as much appended.
+func (r *Receiver) grown() bool {
+	return r.journal.size() > max(r.compactAbove, 2*r.compactedSize)
+}
+
+// compact rewrites the journal as what the state needs, after forgetting
+// the incidents whose last record is older than journal_retention: the
+// processed notifications, and the records of incidents forgotten, go.
+func (r *Receiver) compact() error {
+	cutoff := time.Now().Add(-time.Duration(r.cur.cfg.JournalRetention))
+	before := r.journal.size()
+	replaced, err := r.journal.compact(func(tail []record, reset bool) []record {
+		r.state.replay(tail, reset)
+		r.state.prune(cutoff)
+		return r.state.snapshot()
+	})
+	if replaced {
+		r.compactedSize = r.journal.size()
+		r.metrics.compactions.Inc()
+		r.logger.Info("remediation journal compacted", "bytes_before", before, "bytes_after", r.compactedSize, "incidents", len(r.state.incidents))
+	}
+	r.publish()
+	if err != nil {
+		return fmt.Errorf("remediation: %w", err)
+	}
+	return nil
 }
 
 // published is the Status catchUp saw and the pause file then in force.
@@ -389,11 +438,20 @@ func (r *Receiver) work(ctx context.Context) {
 		r.burst.wait(ctx)
 		r.takeReloaded()
 		err := r.catchUp()
+		processed := false
 		if err == nil && len(r.state.pending) > 0 {
 			// Detached: a shutdown waits for a promotion under way.
-			if err = r.processPending(context.WithoutCancel(ctx)); err == nil {
-				continue
+			err = r.processPending(context.WithoutCancel(ctx))
+			processed = err == nil
+		}
+		if err == nil && r.grown() {
+			// Between batches: nothing of the worker's is under way.
+			if cerr := r.compact(); cerr != nil {
+				r.logger.Error("remediation: journal not compacted", "err", cerr)
 			}
+		}
+		if processed {
+			continue
 		}
 		if err != nil {
 			r.logger.Error("remediation: journal", "err", err)
@@ -519,9 +577,9 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 	inc := req.incident
 	if !req.manual {
 		switch {
-		case r.state.resolved[inc] || b.resolved[inc]:
+		case r.state.resolved(inc) || b.resolved[inc]:
 			return skip(reasonResolved, "Alertmanager already said this incident is resolved")
-		case r.state.decided[inc] || b.decided[inc]:
+		case r.state.decided(inc) || b.decided[inc]:
 			return skip(reasonDedup, "incident already decided (a resend, a retry or the other Alertmanager)")
 		}
 	}
@@ -777,13 +835,11 @@ func Ack(ctx context.Context, journalPath, by, note string) (string, error) {
 	}
 	defer j.Close()
 	s := newState()
-	recs, err := j.read()
+	recs, _, err := j.read()
 	if err != nil {
 		return "", err
 	}
-	for _, rec := range recs {
-		s.apply(rec)
-	}
+	s.replay(recs, false)
 	if s.blockedBy == nil {
 		return "", errors.New("remediation is not blocked: nothing to acknowledge")
 	}

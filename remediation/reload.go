@@ -134,6 +134,7 @@ func changed(old, new *settings) []string {
 		{"auth", a.Auth, b.Auth},
 		{"max_body_bytes", a.MaxBodyBytes, b.MaxBodyBytes},
 		{"pause_file", a.PauseFile, b.PauseFile},
+		{"journal_retention", a.JournalRetention, b.JournalRetention},
 		{"audit_log_file", a.AuditLogFile, b.AuditLogFile},
 		{"cooldown", a.Cooldown, b.Cooldown},
 		{"verify_timeout", a.VerifyTimeout, b.VerifyTimeout},

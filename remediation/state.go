@@ -1,7 +1,9 @@
 package remediation
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -16,75 +18,209 @@ const (
 // incidents were decided, which notifications wait, which action runs,
 // whether a failure blocks. It is only ever built from the journal, so that
 // a restart, or another process appending, leads to the same answers.
+//
+// It keeps the records that say so, each with its place in the journal, so
+// that snapshot can write them again, in the same order, as a compacted
+// journal that replays to the same answers.
 type state struct {
-	pending   []record        // notifications not yet processed, in order
-	processed map[string]bool // notification ids
-	decided   map[string]bool // incidents that went past the dedup gate
-	resolved  map[string]bool // incidents Alertmanager said were resolved
-	// lastAction is when the last action of each cluster started.
-	lastAction map[string]time.Time
+	seq     uint64  // records applied so far: the place of the next one
+	pending []entry // notifications not yet processed, in order
+	// incidents are the incidents decided or resolved, and those of the
+	// actions the state keeps; prune forgets the old ones.
+	incidents map[string]*incident
+	// lastAction is when the last action of each cluster started, and
+	// lastStarted its record.
+	lastAction  map[string]time.Time
+	lastStarted map[string]*entry
 	// lastActionAt is when any action last started or ended.
 	lastActionAt time.Time
 	inFlight     map[string]record // incident → started record
 	// blockedBy is the finished record of the failure that blocks, until an ack.
-	blockedBy *record
+	blockedBy *entry
 	// lastFinished is the last action that ended, for the status page.
-	lastFinished *record
+	lastFinished *entry
+	lastAck      *entry
+}
+
+// entry is a record and its place in the journal.
+type entry struct {
+	record
+	seq uint64
+}
+
+// incident is what the journal says of one incident.
+type incident struct {
+	settled  *entry // the decision or start that settled it; nil while not
+	resolved *entry // the first notice that it is resolved
+	started  *entry // its action, if one started
+	finished *entry
+	last     *entry // its last record: the retention counts from its time
 }
 
 func newState() *state {
 	return &state{
-		processed:  map[string]bool{},
-		decided:    map[string]bool{},
-		resolved:   map[string]bool{},
-		lastAction: map[string]time.Time{},
-		inFlight:   map[string]record{},
+		incidents:   map[string]*incident{},
+		lastAction:  map[string]time.Time{},
+		lastStarted: map[string]*entry{},
+		inFlight:    map[string]record{},
+	}
+}
+
+// replay applies recs; after a reset (the journal was replaced by another
+// process's compaction) they are the whole new journal and replace what the
+// state knew.
+func (s *state) replay(recs []record, reset bool) {
+	if reset {
+		*s = *newState()
+	}
+	for _, r := range recs {
+		s.apply(r)
 	}
 }
 
 func (s *state) apply(r record) {
+	s.seq++
+	e := &entry{r, s.seq}
 	switch r.Kind {
 	case kindNotification:
-		if !s.processed[r.ID] {
-			s.pending = append(s.pending, r)
-		}
+		s.pending = append(s.pending, *e)
 	case kindProcessed:
-		for _, id := range r.IDs {
-			s.processed[id] = true
-		}
-		s.pending = dropProcessed(s.pending, s.processed)
+		s.pending = dropProcessed(s.pending, r.IDs)
 	case kindDecision:
-		if r.Outcome == reasonResolved {
-			s.resolved[r.Incident] = true
-		} else if decides(r.Outcome) {
-			s.decided[r.Incident] = true
+		switch {
+		case r.Incident == "": // a truncated notification: no incident to remember
+		case r.Outcome == reasonResolved:
+			inc := s.incident(r.Incident)
+			if inc.resolved == nil {
+				inc.resolved = e
+			}
+			inc.last = e
+		case decides(r.Outcome):
+			inc := s.incident(r.Incident)
+			if inc.settled == nil {
+				inc.settled = e
+			}
+			inc.last = e
+		default:
+			// A resend of a known incident (dedup) keeps it remembered.
+			if inc, ok := s.incidents[r.Incident]; ok {
+				inc.last = e
+			}
 		}
 	case kindStarted:
-		s.decided[r.Incident] = true
+		inc := s.incident(r.Incident)
+		if inc.settled == nil {
+			inc.settled = e
+		}
+		inc.started, inc.last = e, e
 		s.inFlight[r.Incident] = r
 		s.lastAction[r.Cluster] = r.Time
+		s.lastStarted[r.Cluster] = e
 		s.lastActionAt = r.Time
 	case kindFinished:
+		inc := s.incident(r.Incident)
+		inc.finished, inc.last = e, e
 		delete(s.inFlight, r.Incident)
 		s.lastActionAt = r.Time
-		rec := r
-		s.lastFinished = &rec
+		s.lastFinished = e
 		if r.Result != ResultSuccess {
-			s.blockedBy = &rec
+			s.blockedBy = e
 		}
 	case kindAck:
 		s.blockedBy = nil
+		s.lastAck = e
 	}
 }
 
-func dropProcessed(pending []record, processed map[string]bool) []record {
-	out := pending[:0]
-	for _, r := range pending {
-		if !processed[r.ID] {
-			out = append(out, r)
+func (s *state) incident(id string) *incident {
+	inc, ok := s.incidents[id]
+	if !ok {
+		inc = &incident{}
+		s.incidents[id] = inc
+	}
+	return inc
+}
+
+// decided reports whether an incident went past the dedup gate.
+func (s *state) decided(id string) bool {
+	inc, ok := s.incidents[id]
+	return ok && inc.settled != nil
+}
+
+// resolved reports whether Alertmanager said an incident was resolved.
+func (s *state) resolved(id string) bool {
+	inc, ok := s.incidents[id]
+	return ok && inc.resolved != nil
+}
+
+func dropProcessed(pending []entry, ids []string) []entry {
+	done := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		done[id] = true
+	}
+	return slices.DeleteFunc(pending, func(e entry) bool { return done[e.ID] })
+}
+
+// prune forgets the incidents whose last record is older than cutoff,
+// except those the state still needs: an action running, the last action
+// of a cluster (cooldown), the failure that blocks and the last action that
+// ended.
+func (s *state) prune(cutoff time.Time) {
+	keep := map[string]bool{}
+	for id := range s.inFlight {
+		keep[id] = true
+	}
+	for _, e := range s.lastStarted {
+		keep[e.Incident] = true
+	}
+	for _, e := range []*entry{s.blockedBy, s.lastFinished} {
+		if e != nil {
+			keep[e.Incident] = true
 		}
 	}
-	return out
+	for id, inc := range s.incidents {
+		if !keep[id] && inc.last.Time.Before(cutoff) {
+			delete(s.incidents, id)
+		}
+	}
+}
+
+// snapshot is the shortest journal that replays to this state: the
+// records that settle, resolve, start and end each incident and the last
+// of each, the last action of each cluster, the failure that blocks, the
+// last action that ended, the last ack, and every notification not yet
+// processed, in their order in the journal. Replaying a subsequence in
+// journal order gives the same answers: the last ack comes after every
+// failure it cleared, the last start of a cluster after its others, and so
+// on. Processed notifications, and what they added, are left out.
+func (s *state) snapshot() []record {
+	var es []*entry
+	add := func(e *entry) {
+		if e != nil {
+			es = append(es, e)
+		}
+	}
+	for _, inc := range s.incidents {
+		for _, e := range []*entry{inc.settled, inc.resolved, inc.started, inc.finished, inc.last} {
+			add(e)
+		}
+	}
+	for _, e := range s.lastStarted {
+		add(e)
+	}
+	for _, e := range []*entry{s.blockedBy, s.lastFinished, s.lastAck} {
+		add(e)
+	}
+	for i := range s.pending {
+		add(&s.pending[i])
+	}
+	slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
+	es = slices.CompactFunc(es, func(a, b *entry) bool { return a.seq == b.seq })
+	recs := make([]record, len(es))
+	for i, e := range es {
+		recs[i] = e.record
+	}
+	return recs
 }
 
 // decides reports whether an outcome settles its incident: once past the
