@@ -20,6 +20,13 @@ func TestExampleConfig(t *testing.T) {
 	if !*cfg.DryRun || cfg.Site != "dc2" || cfg.Auth.BearerToken == "" || time.Duration(cfg.Lease.TTL) != 5*time.Minute {
 		t.Errorf("loaded %+v", cfg)
 	}
+	if time.Duration(cfg.JournalRetention) != 14*24*time.Hour {
+		t.Errorf("journal_retention %v", cfg.JournalRetention)
+	}
+	defaults, err := Parse([]byte("site: dc2\njournal_file: j\nlease: {redis: dc2}\n"), "../examples", estate)
+	if err != nil || time.Duration(defaults.JournalRetention) != DefaultJournalRetention {
+		t.Errorf("journal_retention by default: %+v, %v", defaults, err)
+	}
 	if c, ok := cfg.cluster("dc1"); !ok || !c.AllowCrossSite {
 		t.Errorf("cluster dc1: %+v %v", c, ok)
 	}
@@ -39,6 +46,7 @@ func TestConfigProblems(t *testing.T) {
 		{"missing script", "site: dc2\njournal_file: j\nlease: {redis: dc2}\nscripts: {pre_check: [nope.sh]}\n", "scripts.pre_check[0]"},
 		{"both auths", "site: dc2\njournal_file: j\nlease: {redis: dc2}\nauth: {bearer_token_env: PATH, basic_auth: {username: am, password_file: secrets/iap-password}}\n", "auth (line 4): set either a bearer token or basic_auth"},
 		{"wrong type", "site: dc2\njournal_file: j\nlease: {redis: dc2}\ndry_run: maybe\n", "dry_run (line 4)"},
+		{"retention shorter than Alertmanager's", "site: dc2\njournal_file: j\nlease: {redis: dc2}\njournal_retention: 4d23h\n", "journal_retention (line 4): must be at least 5d, not 4d23h"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
