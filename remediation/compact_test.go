@@ -3,6 +3,7 @@ package remediation
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
+	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
@@ -572,4 +574,45 @@ func journalSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// A serving receiver holds its journal: one replaced under it by someone
+// else (moved away, an empty file put in its place) must not make it forget
+// the incidents it decided. It keeps what it knew and decides nothing more:
+// a resend of the incident it acted on is not acted on again.
+func TestJournalReplacedUnderTheReceiver(t *testing.T) {
+	e := startEstate(t)
+	cfg := e.config(t, nil)
+	e.down(t, "iap-dc1-1")
+	incident := alertFor(t, "iap-dc1-1", time.Now(), StatusFiring)
+	r, _ := e.startCompacting(t, remediationYAML(t, "dc1", ""), cfg, compactAbove)
+	r.post(t, incident)
+	r.settle(t)
+
+	if err := os.Rename(r.journal, r.journal+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.journal, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.post(t, incident); code != http.StatusAccepted {
+		t.Fatalf("the resend got %d; it is still recorded, in the new file", code)
+	}
+	// It says so where a person looks: blocked, in the status and the metric.
+	err := lab.Retry(10*time.Second, 20*time.Millisecond, func() error {
+		if !r.Status().Blocked || testutil.ToFloat64(r.metrics.blocked) != 1 {
+			return errors.New("the receiver does not show itself blocked")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new incident is not decided either.
+	e.down(t, "iap-dc1-2")
+	r.post(t, alertFor(t, "iap-dc1-2", time.Now(), StatusFiring))
+	time.Sleep(500 * time.Millisecond) // the worker wakes at once; give it time to (not) act
+	if got := e.activations(); len(got) != 1 || got["iap-dc1-3"] != 1 {
+		t.Errorf("activations %v, want the first promotion only", got)
+	}
 }

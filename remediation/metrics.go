@@ -79,7 +79,7 @@ func NewMetrics() *Metrics {
 		}, []string{"reason"}),
 		blocked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "blocked",
-			Help: "1 after a failed remediation until a person runs `iap_ha_exporter remediation ack`.",
+			Help: "1 while the receiver acts on nothing until a person looks: after a failed remediation (until `iap_ha_exporter remediation ack`), or when its journal was replaced under it (until a restart).",
 		}),
 		lastAction: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "last_action_timestamp_seconds",

@@ -92,6 +92,9 @@ type Receiver struct {
 	wake     chan struct{}
 	burst    burst
 	lockFile *os.File
+	// replacedUnder is set once a serving receiver finds its journal
+	// replaced by another process (see catchUp).
+	replacedUnder error
 	stop     context.CancelFunc
 	stopped  sync.WaitGroup
 }
@@ -226,8 +229,28 @@ func (r *Receiver) Close() error {
 }
 
 // catchUp applies what was appended to the journal since the last call.
+//
+// Only a serving receiver compacts its journal, and it holds the journal's
+// lock while it serves: a journal it finds replaced was moved or deleted by
+// someone else. Starting over from that file would forget incidents already
+// decided, so it keeps what it knew and stops there: every later catchUp
+// fails, and the worker decides nothing more until a restart. A command
+// (promote) that finds the journal replaced follows the new one.
 func (r *Receiver) catchUp() error {
+	if r.replacedUnder != nil {
+		return r.replacedUnder
+	}
 	recs, reset, err := r.journal.read()
+	if reset && r.lockFile != nil {
+		r.replacedUnder = fmt.Errorf("the journal %s was replaced by another process while this receiver served it; "+
+			"it keeps what it had read, decides nothing more and must be restarted", r.journalFile)
+		// Blocked, as after a failed action: the metric's alert calls a person.
+		r.metrics.blocked.Set(1)
+		p := *r.status.Load()
+		p.Blocked = true
+		r.status.Store(&p)
+		return r.replacedUnder // logged by the worker
+	}
 	r.state.replay(recs, reset)
 	r.publish()
 	return err
