@@ -95,8 +95,8 @@ type Receiver struct {
 	// replacedUnder is set once a serving receiver finds its journal
 	// replaced by another process (see catchUp).
 	replacedUnder error
-	stop     context.CancelFunc
-	stopped  sync.WaitGroup
+	stop          context.CancelFunc
+	stopped       sync.WaitGroup
 }
 
 // New opens the journal and replays it, and builds the clients. It does not
