@@ -42,7 +42,8 @@ type Config struct {
 	Auth WebhookAuth `yaml:"auth"`
 	// MaxBodyBytes bounds a notification.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// JournalFile is the append-only record of every notification and action.
+	// JournalFile records every notification and action, appended as they come
+	// and compacted now and then (see Journal.compact).
 	JournalFile string `yaml:"journal_file"`
 	// JournalRetention is how long after its last record an incident is
 	// remembered (and deduplicated) once the journal is compacted.

@@ -47,7 +47,7 @@ type record struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Journal is the receiver's durable memory: an append-only file of JSON
+// Journal is the receiver's durable memory: a file of JSON
 // lines, each batch fsynced before Append returns. Appends from concurrent
 // requests share one write and one fsync (group commit). Other processes
 // (the ack and promote commands) append to the same file under an flock;
