@@ -96,7 +96,7 @@ func TestPromotesStandbyOnce(t *testing.T) {
 	}
 
 	err := testutil.CollectAndCompare(r.metrics, strings.NewReader(`
-# HELP iap_ha_remediation_blocked 1 after a failed remediation until a person runs `+"`iap_ha_exporter remediation ack`"+`.
+# HELP iap_ha_remediation_blocked 1 while the receiver acts on nothing until a person looks: after a failed remediation (until `+"`iap_ha_exporter remediation ack`"+`), or when its journal was replaced under it (until a restart).
 # TYPE iap_ha_remediation_blocked gauge
 iap_ha_remediation_blocked 0
 `), "iap_ha_remediation_blocked")
