@@ -14,6 +14,23 @@ import (
 	"time"
 )
 
+// readHereAndElsewhere reads the records j kept of its own writes, and
+// those another process decodes from path; both must be n.
+func readHereAndElsewhere(t *testing.T, j *Journal, path string, n int) (kept, decoded []record) {
+	t.Helper()
+	kept, err := j.readRecords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decoded, err = openJournal(t, path).readRecords(); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != n || len(decoded) != n {
+		t.Fatalf("read %d records here, %d in another process; want %d", len(kept), len(decoded), n)
+	}
+	return kept, decoded
+}
+
 func openJournal(t *testing.T, path string) *Journal {
 	t.Helper()
 	j, err := OpenJournal(path)
@@ -114,17 +131,7 @@ func TestJournalNotificationAsReceived(t *testing.T) {
 	if b, err := os.ReadFile(path); err != nil || bytes.Count(b, []byte("\n")) != 3 {
 		t.Fatalf("want 3 lines, got %q, %v", b, err)
 	}
-	kept, err := j.readRecords()
-	if err != nil {
-		t.Fatal(err)
-	}
-	decoded, err := openJournal(t, path).readRecords()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(kept) != 3 || len(decoded) != 3 {
-		t.Fatalf("read %d records here, %d in another process; want 3", len(kept), len(decoded))
-	}
+	kept, decoded := readHereAndElsewhere(t, j, path, 3)
 	for i, hook := range hooks {
 		k, d := kept[i], decoded[i]
 		if !k.Time.Equal(d.Time) || k.Kind != kindNotification || k.ID != fmt.Sprint(i) {
@@ -180,17 +187,7 @@ func TestJournalReadsBackItsOwnRecords(t *testing.T) {
 	if err := os.WriteFile(path, bytes.Replace(b, []byte(`"by":"ops"`), []byte(`"by":"xyz"`), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	kept, err := j.readRecords()
-	if err != nil {
-		t.Fatal(err)
-	}
-	decoded, err := openJournal(t, path).readRecords()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(kept) != 3 || len(decoded) != 3 {
-		t.Fatalf("read %d records here, %d in another process; want 3", len(kept), len(decoded))
-	}
+	kept, decoded := readHereAndElsewhere(t, j, path, 3)
 	if kept[2].By != "ops" || decoded[2].By != "xyz" {
 		t.Errorf("the ack read back by %q here, by %q in another process; want ops (kept) and xyz (decoded)", kept[2].By, decoded[2].By)
 	}
