@@ -3,7 +3,6 @@ package collector
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/recorded"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
@@ -28,16 +28,7 @@ var rabbitMQMetrics = []string{
 // package recorded from the lab (or, for 4.0, derived from them).
 func rabbitRecorded(t *testing.T, dir string) string {
 	t.Helper()
-	root := filepath.Join("..", "internal", "probe", "rabbitmq", "testdata", dir)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := os.ReadFile(filepath.Join(root, strings.TrimPrefix(r.URL.Path, "/api/")+".json"))
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(body)
-	}))
+	srv := httptest.NewServer(recorded.RabbitMQ(filepath.Join("..", "internal", "probe", "rabbitmq", "testdata", dir)))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

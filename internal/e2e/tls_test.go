@@ -8,7 +8,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/fixtures/mongosim"
+	"github.com/iapha/iap_ha_exporter/fixtures/recorded"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
@@ -82,26 +82,13 @@ func startTLSLab(t *testing.T) *tlsLab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.gateway.Close() })
-	rabbit := httptest.NewUnstartedServer(recordedRabbitMQ(t, "../probe/rabbitmq/testdata/3.10/healthy"))
+	rabbit := httptest.NewUnstartedServer(recorded.RabbitMQ("../probe/rabbitmq/testdata/3.10/healthy"))
 	rabbit.TLS = serverTLS
 	rabbit.Config.ErrorLog = log.New(io.Discard, "", 0) // the wrong-CA case makes handshakes fail
 	rabbit.StartTLS()
 	t.Cleanup(rabbit.Close)
 	l.rabbitURL = rabbit.URL
 	return l
-}
-
-// recordedRabbitMQ answers /api/<name> with the recorded <name>.json.
-func recordedRabbitMQ(t *testing.T, dir string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := os.ReadFile(filepath.Join(dir, strings.TrimPrefix(r.URL.Path, "/api/")+".json"))
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(body)
-	})
 }
 
 // config is the exporter configuration for the lab, every target trusting
@@ -274,9 +261,15 @@ func get(t *testing.T, client *http.Client, url, user, password string) (int, st
 	if user != "" {
 		req.SetBasicAuth(user, password)
 	}
+	return send(t, client, req)
+}
+
+// send does req and returns the answer's status and body.
+func send(t *testing.T, client *http.Client, req *http.Request) (int, string) {
+	t.Helper()
 	res, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/recorded"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -25,22 +25,17 @@ import (
 // not recorded, 401 unless the credentials are guest:secret.
 func serveRecorded(t *testing.T, dir string) *httptest.Server {
 	t.Helper()
+	answers := recorded.RabbitMQ(filepath.Join("testdata", dir))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if user, pass, _ := r.BasicAuth(); user != "guest" || pass != "secret" {
 			http.Error(w, `{"error":"not_authorised"}`, http.StatusUnauthorized)
-			return
-		}
-		body, err := os.ReadFile(filepath.Join("testdata", dir, strings.TrimPrefix(r.URL.Path, "/api/")+".json"))
-		if err != nil {
-			http.Error(w, `{"error":"Object Not Found","reason":"Not Found"}`, http.StatusNotFound)
 			return
 		}
 		if r.URL.Path == "/api/queues" && r.URL.RawQuery != queuesQuery {
 			http.Error(w, "unexpected queue listing "+r.URL.RawQuery, http.StatusBadRequest)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(body)
+		answers.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	return srv
