@@ -101,11 +101,45 @@ var webhookOptions = jsonv1.DefaultOptionsV1()
 // webhookFields is Webhook without its UnmarshalJSON.
 type webhookFields Webhook
 
-// UnmarshalJSON reads a notification, one JSON object and nothing after it.
-// The handler and the journal's replay read it the same way.
+// UnmarshalJSON reads a notification, one JSON object and nothing after it,
+// nested at most maxWebhookDepth deep. The handler and the journal's replay
+// read it the same way, so that what the handler accepts, the journal
+// replays.
 func (w *Webhook) UnmarshalJSON(b []byte) error {
 	*w = Webhook{}
+	if err := checkDepth(b, maxWebhookDepth); err != nil {
+		return err
+	}
 	return jsonv2.Unmarshal(b, (*webhookFields)(w), webhookOptions)
+}
+
+// maxWebhookDepth bounds how deep a notification nests objects and arrays.
+// Alertmanager's nest three deep (alerts, an alert, its labels); the JSON
+// decoders' own limit (10,000) is far too deep for the journal line that
+// wraps the notification in one more level to stay readable.
+const maxWebhookDepth = 32
+
+// checkDepth refuses JSON text nesting objects and arrays deeper than
+// limit. It only counts brackets outside strings: the decoder that follows
+// checks the rest.
+func checkDepth(b []byte, limit int) error {
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++ // the escaped byte cannot end the string
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			if depth++; depth > limit {
+				return fmt.Errorf("nested deeper than %d levels", limit)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
 }
 
 func validStatus(s string) bool { return s == StatusFiring || s == StatusResolved }

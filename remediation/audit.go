@@ -17,7 +17,7 @@ func newAuditLog(logger *slog.Logger, path string) (*auditLog, error) {
 	a := &auditLog{}
 	h := logger.Handler()
 	if path != "" {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		f, err := openAppend(path)
 		if err != nil {
 			return nil, err
 		}

@@ -20,16 +20,30 @@ func CheckAuthentication(cfg *Config, webConfigFile string, insecure bool) error
 	if cfg.Auth.Enabled() || insecure {
 		return nil
 	}
-	if webConfigFile != "" {
-		web, err := webConfigAuthenticates(webConfigFile)
-		if err != nil {
-			return err
-		}
-		if web {
-			return nil
-		}
+	by, err := Authenticator(cfg, webConfigFile)
+	if err != nil || by != "" {
+		return err
 	}
 	return fmt.Errorf("%w: set auth in the remediation file, basic_auth_users or client_auth_type: RequireAndVerifyClientCert in the web config, or start with --remediation.insecure-unauthenticated-webhook", ErrUnauthenticated)
+}
+
+// Authenticator says what authenticates the webhook: the remediation
+// file's credentials, or the web configuration's users or client
+// certificates; "" when nothing does.
+func Authenticator(cfg *Config, webConfigFile string) (string, error) {
+	switch {
+	case cfg.Auth.BearerToken != "":
+		return "the remediation file's bearer token", nil
+	case cfg.Auth.BasicAuth.Username != "":
+		return "the remediation file's basic_auth", nil
+	case webConfigFile == "":
+		return "", nil
+	}
+	ok, err := webConfigAuthenticates(webConfigFile)
+	if err != nil || !ok {
+		return "", err
+	}
+	return "the web configuration " + webConfigFile, nil
 }
 
 // webConfigAuthenticates reads the exporter-toolkit web config for what

@@ -167,6 +167,8 @@ func (cfg *Config) complete(c *config.Checker, estate *config.Config) {
 	cfg.JournalFile = c.Path(cfg.JournalFile)
 	cfg.PauseFile = c.Path(cfg.PauseFile)
 	cfg.AuditLogFile = c.Path(cfg.AuditLogFile)
+	regularIfThere(c, "journal_file", cfg.JournalFile)
+	regularIfThere(c, "audit_log_file", cfg.AuditLogFile)
 	c.Duration("journal_retention", &cfg.JournalRetention, DefaultJournalRetention)
 	if r := time.Duration(cfg.JournalRetention); r > 0 && r < MinJournalRetention {
 		c.Addf("journal_retention", "must be at least %s, not %s: Alertmanager keeps its notification log 120h by default, and an incident forgotten while Alertmanager may still resend it could be acted on twice", model.Duration(MinJournalRetention), cfg.JournalRetention)
@@ -212,6 +214,20 @@ func (cfg *Config) complete(c *config.Checker, estate *config.Config) {
 		c.IAPAuth("iap_auth", cfg.IAPAuth)
 		if !cfg.IAPAuth.Enabled() {
 			c.Addf("iap_auth", "names no username or client_id")
+		}
+	}
+}
+
+// regularIfThere refuses a file the receiver appends to that exists and is
+// not a regular file: a FIFO would hang the start, a device swallow the
+// records. A file not there yet is created at the start.
+func regularIfThere(c *config.Checker, p, name string) {
+	if name == "" {
+		return
+	}
+	if fi, err := os.Stat(name); err == nil {
+		if err := config.CheckRegular(name, fi); err != nil {
+			c.Addf(p, "%v", err)
 		}
 	}
 }

@@ -46,6 +46,9 @@ func TestConfigProblems(t *testing.T) {
 		{"missing script", "site: dc2\njournal_file: j\nlease: {redis: dc2}\nscripts: {pre_check: [nope.sh]}\n", "scripts.pre_check[0]"},
 		{"both auths", "site: dc2\njournal_file: j\nlease: {redis: dc2}\nauth: {bearer_token_env: PATH, basic_auth: {username: am, password_file: secrets/iap-password}}\n", "auth (line 4): set either a bearer token or basic_auth"},
 		{"wrong type", "site: dc2\njournal_file: j\nlease: {redis: dc2}\ndry_run: maybe\n", "dry_run (line 4)"},
+		{"journal on a device", "site: dc2\njournal_file: /dev/null\nlease: {redis: dc2}\n", "journal_file (line 2): /dev/null is not a regular file (a device)"},
+		{"audit log on a device", "site: dc2\njournal_file: j\naudit_log_file: /dev/null\nlease: {redis: dc2}\n", "audit_log_file (line 3): /dev/null is not a regular file (a device)"},
+		{"journal a directory", "site: dc2\njournal_file: .\nlease: {redis: dc2}\n", "is not a regular file (a directory)"},
 		{"retention shorter than Alertmanager's", "site: dc2\njournal_file: j\nlease: {redis: dc2}\njournal_retention: 4d23h\n", "journal_retention (line 4): must be at least 5d, not 4d23h"},
 	}
 	for _, tt := range tests {

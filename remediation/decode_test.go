@@ -62,6 +62,9 @@ func webhookCases(t testing.TB) []struct {
 		{"too large a number", `{"version":"4","status":"firing","truncatedAlerts":99999999999999999999}`},
 		{"a bad time", alert(`,"endsAt":"yesterday"`)},
 		{"deep unknown field", alert(`,"x":` + deep)},
+		{"unknown field as deep as allowed", alert(`,"x":` + strings.Repeat("[", maxWebhookDepth-3) + strings.Repeat("]", maxWebhookDepth-3))},
+		{"unknown field one level too deep", alert(`,"x":` + strings.Repeat("[", maxWebhookDepth-2) + strings.Repeat("]", maxWebhookDepth-2))},
+		{"brackets in strings do not nest", alert(`,"x":"` + strings.Repeat("[{", 100) + `\"` + strings.Repeat("[", 100) + `"`)},
 		{"two objects", firing + firing},
 		{"not an object", `[]`},
 		{"cut short", firing[:len(firing)/2]},
@@ -85,13 +88,24 @@ func TestDecodeWebhookAsEncodingJSON(t *testing.T) {
 }
 
 // sameAsEncodingJSON fails unless Webhook.UnmarshalJSON and encoding/json
-// (without that method) both refuse body, or both read it alike.
+// (without that method) both refuse body, or both read it alike; a body
+// nested deeper than maxWebhookDepth, which encoding/json reads, must be
+// refused.
 func sameAsEncodingJSON(t *testing.T, body []byte) {
 	t.Helper()
 	var got Webhook
 	gotErr := got.UnmarshalJSON(body)
 	var want webhookFields
 	wantErr := json.Unmarshal(body, &want)
+	if wantErr == nil {
+		var tree any
+		if err := json.Unmarshal(body, &tree); err == nil && depthOf(tree) > maxWebhookDepth {
+			if gotErr == nil {
+				t.Fatalf("read a notification nested %d deep, over the limit of %d", depthOf(tree), maxWebhookDepth)
+			}
+			return
+		}
+	}
 	switch {
 	case gotErr != nil && wantErr != nil:
 	case gotErr != nil:
@@ -101,6 +115,25 @@ func sameAsEncodingJSON(t *testing.T, body []byte) {
 	case !reflect.DeepEqual(got, Webhook(want)):
 		t.Fatalf("read as\n%#v\nencoding/json reads\n%#v", got, Webhook(want))
 	}
+}
+
+// depthOf is how deep v, as encoding/json decodes into any, nests objects
+// and arrays.
+func depthOf(v any) int {
+	deepest := 0
+	switch v := v.(type) {
+	case map[string]any:
+		for _, e := range v {
+			deepest = max(deepest, depthOf(e))
+		}
+	case []any:
+		for _, e := range v {
+			deepest = max(deepest, depthOf(e))
+		}
+	default:
+		return 0
+	}
+	return deepest + 1
 }
 
 func FuzzWebhookAsEncodingJSON(f *testing.F) {

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
 // Record kinds of the journal.
@@ -65,11 +68,13 @@ type Journal struct {
 	done chan struct{}
 
 	// Read side, used by one goroutine at a time: the file read, its inode,
-	// the offset read up to, and the bytes read after the last complete line.
+	// the offset read up to, the bytes read after the last complete line,
+	// and the number of complete lines before them.
 	r      *os.File
 	rIno   uint64
 	offset int64
 	buf    []byte
+	lineNo int64
 
 	// beforeStep, set by tests, fails a step of compact as a crash there
 	// would stop it.
@@ -114,11 +119,11 @@ type line struct {
 	len int
 }
 
-// OpenJournal opens (creating) the journal at path. A last line cut short
-// by a crash is removed; any other unreadable line is an error, since
-// guessing past it could act twice.
-func OpenJournal(path string) (*Journal, error) {
-	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+// OpenJournal opens (creating) the journal at path, a regular file. A last
+// line cut short by a crash is removed, with a warning to logger; any other
+// unreadable line is an error, since guessing past it could act twice.
+func OpenJournal(path string, logger *slog.Logger) (*Journal, error) {
+	w, err := openAppend(path)
 	if err != nil {
 		return nil, err
 	}
@@ -133,43 +138,75 @@ func OpenJournal(path string) (*Journal, error) {
 		r.Close()
 		return nil, err
 	}
-	if err := j.dropTornTail(); err != nil {
+	kept, size, err := j.dropTornTail()
+	if err != nil {
 		j.w.Close()
 		j.r.Close()
 		return nil, err
+	}
+	if kept < size {
+		if logger == nil {
+			logger = slog.New(slog.DiscardHandler)
+		}
+		logger.Warn("remediation journal: its last line was cut short (a write the process did not finish, never acknowledged); removed",
+			"file", path, "offset", kept, "bytes", size-kept)
 	}
 	go j.writer()
 	return j, nil
 }
 
+// openAppend opens path for appending, creating it, and refuses what is
+// not a regular file: a FIFO would hang the open (O_NONBLOCK keeps it from
+// waiting), and a device such as /dev/null would swallow every record.
+// The journal and the audit log are opened so.
+func openAppend(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		if fi, serr := os.Stat(path); serr == nil && !fi.Mode().IsRegular() {
+			return nil, config.CheckRegular(path, fi)
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = config.CheckRegular(path, fi)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // dropTornTail truncates a final line without its newline: a write the
-// crash cut short, which was therefore never acknowledged.
-func (j *Journal) dropTornTail() error {
+// crash cut short, which was therefore never acknowledged. It returns the
+// size kept and the size found.
+func (j *Journal) dropTornTail() (kept, size int64, err error) {
 	if err := flock(j.w, syscall.LOCK_EX); err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer flock(j.w, syscall.LOCK_UN)
 	fi, err := j.w.Stat()
 	if err != nil || fi.Size() == 0 {
-		return err
+		return 0, 0, err
 	}
-	size := fi.Size()
+	size = fi.Size()
 	buf := make([]byte, min(size, 64<<10))
 	for end := size; end > 0; {
 		start := max(0, end-int64(len(buf)))
 		if _, err := j.r.ReadAt(buf[:end-start], start); err != nil {
-			return err
+			return 0, size, err
 		}
 		if i := bytes.LastIndexByte(buf[:end-start], '\n'); i >= 0 {
-			keep := start + int64(i) + 1
-			if keep == size {
-				return nil
+			kept = start + int64(i) + 1
+			if kept == size {
+				return size, size, nil
 			}
-			return j.w.Truncate(keep)
+			return kept, size, j.w.Truncate(kept)
 		}
 		end = start
 	}
-	return j.w.Truncate(0)
+	return 0, size, j.w.Truncate(0)
 }
 
 // Close stops the writer and closes the files.
@@ -322,7 +359,7 @@ func (j *Journal) write(data []byte, batch []appendReq) error {
 }
 
 func (j *Journal) reopenWriter() {
-	if f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+	if f, err := openAppend(j.path); err == nil {
 		j.w.Close()
 		j.w = f
 	}
@@ -365,7 +402,7 @@ func (j *Journal) lockWriter() (os.FileInfo, error) {
 			return fi, nil
 		}
 		flock(j.w, syscall.LOCK_UN)
-		f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		f, err := openAppend(j.path)
 		if err != nil {
 			return nil, err
 		}
@@ -445,18 +482,20 @@ func (j *Journal) read() (recs []record, reset bool, err error) {
 			break
 		}
 		line := rest[:i]
-		if r, ok := j.takeWritten(j.offset - int64(len(rest))); ok {
+		start := j.offset - int64(len(rest))
+		if r, ok := j.takeWritten(start); ok {
 			recs = append(recs, r)
 		} else if len(bytes.TrimSpace(line)) > 0 {
 			var r record
 			if err := json.Unmarshal(line, &r); err != nil {
 				// Stop before it, every time: never guess past it.
 				j.buf = j.buf[:copy(j.buf, rest)]
-				return recs, reset, fmt.Errorf("journal %s: unreadable record ending at byte %d: %w", j.path, j.offset-int64(len(rest)-i-1), err)
+				return recs, reset, &UnreadableLineError{File: j.path, Line: j.lineNo + 1, Offset: start, Err: err}
 			}
 			recs = append(recs, r)
 		}
 		rest = rest[i+1:]
+		j.lineNo++
 	}
 	// Keep the line not yet complete for the next read.
 	j.buf = j.buf[:copy(j.buf, rest)]
@@ -477,14 +516,31 @@ func (j *Journal) followReplaced() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	j.moveReader(f, 0)
+	j.moveReader(f, 0, 0)
 	return true, nil
 }
 
-// moveReader makes the reader read f from offset on.
-func (j *Journal) moveReader(f *os.File, offset int64) {
+// UnreadableLineError is a line of the journal that is not a record:
+// written by something else, or damaged. The journal is never read past
+// it: what it said cannot be known, and guessing could act twice.
+type UnreadableLineError struct {
+	File   string
+	Line   int64 // from 1
+	Offset int64 // of its first byte
+	Err    error
+}
+
+func (e *UnreadableLineError) Error() string {
+	return fmt.Sprintf("journal %s: line %d (at byte %d) is not a record the receiver can read: %v", e.File, e.Line, e.Offset, e.Err)
+}
+
+func (e *UnreadableLineError) Unwrap() error { return e.Err }
+
+// moveReader makes the reader read f from offset on, lines being the
+// number of lines before offset.
+func (j *Journal) moveReader(f *os.File, offset, lines int64) {
 	j.r.Close()
-	j.r, j.offset, j.buf = f, offset, j.buf[:0]
+	j.r, j.offset, j.buf, j.lineNo = f, offset, j.buf[:0], lines
 	j.rIno, _ = inode(f) // on error 0: no record remembered matches
 	j.mu.Lock()
 	clear(j.written)
@@ -530,7 +586,8 @@ func (j *Journal) compact(snapshot func(tail []record, reset bool) []record) (re
 	}
 	var data bytes.Buffer
 	enc := json.NewEncoder(&data)
-	for _, r := range snapshot(tail, reset) {
+	recs := snapshot(tail, reset)
+	for _, r := range recs {
 		if err := enc.Encode(r); err != nil {
 			return false, err
 		}
@@ -546,7 +603,7 @@ func (j *Journal) compact(snapshot func(tail []record, reset bool) []record) (re
 		return false, err
 	}
 	// The new file is the journal now: read on after the snapshot.
-	j.moveReader(f, int64(data.Len()))
+	j.moveReader(f, int64(data.Len()), int64(len(recs)))
 	if err := j.step(stepSyncDir); err != nil {
 		return true, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,7 +34,7 @@ func readHereAndElsewhere(t *testing.T, j *Journal, path string, n int) (kept, d
 
 func openJournal(t *testing.T, path string) *Journal {
 	t.Helper()
-	j, err := OpenJournal(path)
+	j, err := OpenJournal(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,18 @@ func TestJournalTornTail(t *testing.T) {
 	if err := os.WriteFile(path, []byte(whole+`{"time":"2026-11-25T20:51:15Z","ki`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	j := openJournal(t, path)
+	var logs logBuffer
+	j, err := OpenJournal(path, logs.logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	// The record lost is said, where and how long it was.
+	for _, want := range []string{"level=WARN", "file=" + path, fmt.Sprintf("offset=%d", len(whole)), "bytes=34"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log does not say %s:\n%s", want, logs.String())
+		}
+	}
 	if err := j.Append(context.Background(), record{Kind: kindAck, By: "next"}); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +106,8 @@ func TestJournalRefusesAnUnreadableRecord(t *testing.T) {
 	}
 	j := openJournal(t, path)
 	recs, err := j.readRecords()
-	if err == nil || !strings.Contains(err.Error(), "unreadable record") || len(recs) != 1 {
+	var unreadable *UnreadableLineError
+	if !errors.As(err, &unreadable) || unreadable.Line != 2 || !strings.Contains(err.Error(), "line 2 ") || len(recs) != 1 {
 		t.Errorf("got %d records, %v", len(recs), err)
 	}
 	// The worker reads again a second later: still not past it.
@@ -211,4 +224,33 @@ func TestJournalReadsBackItsOwnRecords(t *testing.T) {
 func (j *Journal) readRecords() ([]record, error) {
 	recs, _, err := j.read()
 	return recs, err
+}
+
+// What the handler accepts, the journal replays: a notification nested as
+// deep as the handler allows reads back from the journal in another
+// process (a restart, `remediation ack`, `promote`), and one nested deeper
+// is refused at intake. encoding/json, which reads the journal's lines,
+// refuses JSON nested deeper than 10,000 levels: a notification 9,999 deep,
+// accepted, made a line 10,000 deep that no restart could read.
+func TestJournalReplaysWhatTheHandlerAccepts(t *testing.T) {
+	nested := func(depth int) []byte {
+		// The notification is one level, the unknown field's value the rest.
+		return []byte(`{"version":"4","status":"firing","alerts":[],"x":` + strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1) + `}`)
+	}
+	for _, depth := range []int{maxWebhookDepth + 1, 9999} {
+		if _, err := decodeWebhook(nested(depth)); !errors.Is(err, errPayload) {
+			t.Errorf("a notification nested %d deep: %v, want refused", depth, err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "journal")
+	j := openJournal(t, path)
+	body := nested(maxWebhookDepth)
+	hook, err := decodeWebhook(body)
+	if err != nil {
+		t.Fatalf("a notification nested %d deep: %v", maxWebhookDepth, err)
+	}
+	if err := j.appendNotification(context.Background(), "n1", body, hook); err != nil {
+		t.Fatal(err)
+	}
+	readHereAndElsewhere(t, j, path, 1)
 }

@@ -79,7 +79,7 @@ func NewMetrics() *Metrics {
 		}, []string{"reason"}),
 		blocked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "blocked",
-			Help: "1 while the receiver acts on nothing until a person looks: after a failed remediation (until `iap_ha_exporter remediation ack`), or when its journal was replaced under it (until a restart).",
+			Help: "1 while the receiver acts on nothing until a person looks: after a failed remediation (until `iap_ha_exporter remediation ack`), or while its journal cannot be trusted (replaced under it, a line it cannot read, a record it could not write; until repaired and restarted).",
 		}),
 		lastAction: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "last_action_timestamp_seconds",
@@ -129,9 +129,10 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 // that rules and dashboards only use metrics that exist.
 func Describe(ch chan<- *prometheus.Desc) { NewMetrics().Describe(ch) }
 
-// show sets the gauges from the journal's state.
-func (m *Metrics) show(s *state) {
-	m.blocked.Set(map[bool]float64{true: 1}[s.blockedBy != nil])
+// show sets the gauges from the journal's state; faulted is true while
+// the journal itself blocks the receiver.
+func (m *Metrics) show(s *state, faulted bool) {
+	m.blocked.Set(map[bool]float64{true: 1}[s.blockedBy != nil || faulted])
 	if !s.lastActionAt.IsZero() {
 		m.lastAction.Set(float64(s.lastActionAt.UnixNano()) / 1e9)
 	}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe/iap"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
@@ -51,6 +52,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when set, are shared (the binary registers them once).
 	Metrics *Metrics
+	// WebConfigFile is the exporter-toolkit web configuration the webhook
+	// is served behind. Without credentials of its own, the receiver
+	// checks at every request that it still authenticates the webhook:
+	// the toolkit reads it at every request, and a web configuration
+	// without users must not leave the webhook open. InsecureWebhook
+	// (--remediation.insecure-unauthenticated-webhook) waives the check.
+	WebConfigFile   string
+	InsecureWebhook bool
 }
 
 // Receiver is the webhook handler and its worker.
@@ -64,6 +73,9 @@ type Receiver struct {
 	journalFile string
 	// instance tells this process's lease holder from another's.
 	instance string
+	// webConfigFile and insecureWebhook: see Options.
+	webConfigFile   string
+	insecureWebhook bool
 
 	// cur is what the worker decides and acts with; it is read and changed
 	// by one goroutine at a time, as state is. A reload stages its
@@ -92,11 +104,11 @@ type Receiver struct {
 	wake     chan struct{}
 	burst    burst
 	lockFile *os.File
-	// replacedUnder is set once a serving receiver finds its journal
-	// replaced by another process (see catchUp).
-	replacedUnder error
-	stop          context.CancelFunc
-	stopped       sync.WaitGroup
+	// fault is set once the journal can no longer be trusted to say what
+	// was decided (see block): the receiver decides nothing more.
+	fault   error
+	stop    context.CancelFunc
+	stopped sync.WaitGroup
 }
 
 // New opens the journal and replays it, and builds the clients. It does not
@@ -111,12 +123,14 @@ func New(opts Options) (*Receiver, error) {
 	cfg := opts.Config
 	r := &Receiver{
 		scrape: opts.Scrape, logger: opts.Logger, metrics: opts.Metrics,
-		journalFile:  cfg.JournalFile,
-		instance:     instanceID(),
-		state:        newState(),
-		wake:         make(chan struct{}, 1),
-		burst:        burst{quiet: burstQuiet, maxDelay: burstMaxDelay},
-		compactAbove: compactAbove,
+		journalFile:     cfg.JournalFile,
+		instance:        instanceID(),
+		webConfigFile:   opts.WebConfigFile,
+		insecureWebhook: opts.InsecureWebhook,
+		state:           newState(),
+		wake:            make(chan struct{}, 1),
+		burst:           burst{quiet: burstQuiet, maxDelay: burstMaxDelay},
+		compactAbove:    compactAbove,
 	}
 	s, err := r.newSettings(cfg, opts.Estate)
 	if err != nil {
@@ -124,11 +138,13 @@ func New(opts Options) (*Receiver, error) {
 	}
 	r.cur = s
 	r.latest.Store(s)
-	if r.journal, err = OpenJournal(cfg.JournalFile); err != nil {
+	if r.journal, err = OpenJournal(cfg.JournalFile, r.logger); err != nil {
 		s.close()
 		return nil, fmt.Errorf("remediation: %w", err)
 	}
-	if err := r.catchUp(); err != nil {
+	// A journal that cannot be read blocks the receiver, which still
+	// starts: it says so on its metric and page, where a person looks.
+	if err := r.catchUp(); err != nil && r.fault == nil {
 		r.Close()
 		return nil, err
 	}
@@ -169,6 +185,10 @@ func (r *Receiver) Start() error {
 		return fmt.Errorf("remediation: another receiver uses the journal %s: %w", r.journalFile, err)
 	}
 	r.lockFile = f
+	if r.fault != nil {
+		// Blocked: nothing is settled or rewritten in a journal not read whole.
+		return r.startWorker()
+	}
 	if err := r.settleInterrupted(); err != nil {
 		return err
 	}
@@ -178,6 +198,10 @@ func (r *Receiver) Start() error {
 			r.logger.Error("remediation: journal not compacted", "err", err)
 		}
 	}
+	return r.startWorker()
+}
+
+func (r *Receiver) startWorker() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	r.stopped.Add(1)
@@ -233,33 +257,51 @@ func (r *Receiver) Close() error {
 // Only a serving receiver compacts its journal, and it holds the journal's
 // lock while it serves: a journal it finds replaced was moved or deleted by
 // someone else. Starting over from that file would forget incidents already
-// decided, so it keeps what it knew and stops there: every later catchUp
-// fails, and the worker decides nothing more until a restart. A command
-// (promote) that finds the journal replaced follows the new one.
+// decided, so it keeps what it knew and blocks. A command (promote) that
+// finds the journal replaced follows the new one. A line that is not a
+// record blocks too: the journal is never read past it.
 func (r *Receiver) catchUp() error {
-	if r.replacedUnder != nil {
-		return r.replacedUnder
+	if r.fault != nil {
+		return r.fault
 	}
 	recs, reset, err := r.journal.read()
 	if reset && r.lockFile != nil {
-		r.replacedUnder = fmt.Errorf("the journal %s was replaced by another process while this receiver served it; "+
-			"it keeps what it had read, decides nothing more and must be restarted", r.journalFile)
-		// Blocked, as after a failed action: the metric's alert calls a person.
-		r.metrics.blocked.Set(1)
-		p := *r.status.Load()
-		p.Blocked = true
-		r.status.Store(&p)
-		return r.replacedUnder // logged by the worker
+		return r.block(fmt.Errorf("the journal %s was replaced by another process while this receiver served it; "+
+			"it keeps what it had read", r.journalFile))
 	}
 	r.state.replay(recs, reset)
 	r.publish()
-	return err
+	if err != nil {
+		return r.block(fmt.Errorf("remediation: %w", err))
+	}
+	return nil
+}
+
+// block makes the receiver decide nothing more until a restart, because
+// its journal no longer says for sure what was decided: it was replaced
+// under the receiver, holds a line that is not a record, or a record could
+// not be written (a full disk). Deciding on would repeat decisions, or act
+// on an incident already acted on. It is said once in the log, and for as
+// long as it lasts on the blocked metric (whose alert calls a person) and
+// the status page. It returns the fault.
+func (r *Receiver) block(err error) error {
+	if r.fault == nil {
+		r.fault = err
+		r.logger.Error("remediation blocked: the receiver decides nothing until the journal is repaired and the receiver restarted (runbook: IAPRemediationBlocked)", "err", err)
+		r.publish()
+	}
+	return r.fault
 }
 
 func (r *Receiver) publish() {
-	r.metrics.show(r.state)
+	r.metrics.show(r.state, r.fault != nil)
 	r.metrics.journalBytes.Set(float64(r.journal.size()))
-	r.status.Store(&published{Status: r.state.status(r.cur.cfg), pauseFile: r.cur.cfg.PauseFile})
+	st := r.state.status(r.cur.cfg)
+	if r.fault != nil {
+		st.Blocked = true
+		st.BlockedReason = r.fault.Error() + "; repair the journal, then restart the receiver"
+	}
+	r.status.Store(&published{Status: st, pauseFile: r.cur.cfg.PauseFile})
 }
 
 // compactAbove is the least journal size the worker compacts: below it, a
@@ -324,6 +366,13 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// One load: the request is judged wholly by the settings before a
 	// reload or wholly by those after.
 	cfg := r.latest.Load().cfg
+	if !cfg.Auth.Enabled() && !r.insecureWebhook {
+		if err := r.webConfigAuthenticates(); err != nil {
+			r.logger.Error("remediation: notification refused: nothing authenticates the webhook any more", "err", err)
+			http.Error(w, "the remediation webhook refuses notifications: nothing authenticates it", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	if !authorized(cfg.Auth, req) {
 		if cfg.Auth.BasicAuth.Username != "" {
 			w.Header().Set("WWW-Authenticate", `Basic realm="iap_ha_exporter remediation"`)
@@ -392,6 +441,22 @@ func newID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// webConfigAuthenticates checks that the web configuration, which the
+// toolkit reads at every request, still authenticates the webhook.
+func (r *Receiver) webConfigAuthenticates() error {
+	if r.webConfigFile == "" {
+		return errors.New("no web configuration, and no credentials in the remediation file")
+	}
+	ok, err := webConfigAuthenticates(r.webConfigFile)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("the web configuration %s names no basic_auth_users and does not require client certificates, and the remediation file names no credentials", r.webConfigFile)
+	}
+	return nil
 }
 
 // authorized checks the receiver's own credentials, if it has any (the web
@@ -464,7 +529,11 @@ func (r *Receiver) work(ctx context.Context) {
 		processed := false
 		if err == nil && len(r.state.pending) > 0 {
 			// Detached: a shutdown waits for a promotion under way.
-			err = r.processPending(context.WithoutCancel(ctx))
+			if err = r.processPending(context.WithoutCancel(ctx)); err != nil {
+				// A decision or an action not journaled: deciding again
+				// would repeat it, and act on what the journal cannot say.
+				r.block(err)
+			}
 			processed = err == nil
 		}
 		if err == nil && r.grown() {
@@ -476,9 +545,7 @@ func (r *Receiver) work(ctx context.Context) {
 		if processed {
 			continue
 		}
-		if err != nil {
-			r.logger.Error("remediation: journal", "err", err)
-		}
+		// An error is a fault, logged once by block.
 		select {
 		case <-r.wake:
 		case <-tick.C:
@@ -496,6 +563,25 @@ type batch struct {
 	done     []string
 	decided  map[string]bool
 	resolved map[string]bool
+	// seen is the fresh view of the estate that the batch's alerts are
+	// verified against: one scrape serves every alert, however many a
+	// notification carries. An action ends the batch (flush), and the next
+	// alert is verified against a view taken after it.
+	seen observation
+}
+
+// observation is a fresh scrape and the receiver's own health checks of
+// the servers said to have failed, each taken once when first needed.
+type observation struct {
+	scrape    *collector.Scrape
+	scrapeErr error
+	scraped   bool
+	direct    map[string]directHealth
+}
+
+type directHealth struct {
+	health iap.Health
+	err    error
 }
 
 func newBatch() *batch { return &batch{decided: map[string]bool{}, resolved: map[string]bool{}} }
@@ -629,7 +715,7 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 	if running, ok := r.state.inFlightIn(cluster); ok {
 		return skip(reasonInProgress, "the action of incident %s runs in cluster %s", running.Incident, cluster)
 	}
-	plan, refused := r.verify(ctx, req)
+	plan, refused := r.verify(ctx, req, &b.seen)
 	if refused != nil {
 		return skip(refused.reason, "%s", refused.detail)
 	}
@@ -647,14 +733,31 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 }
 
 // verify probes afresh and plans the promotion.
-func (r *Receiver) verify(ctx context.Context, req request) (*Plan, *refusal) {
+// seen is the view shared with the other alerts of the batch; nil asks for
+// a view of its own.
+func (r *Receiver) verify(ctx context.Context, req request, seen *observation) (*Plan, *refusal) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.cur.cfg.VerifyTimeout))
 	defer cancel()
-	scrape, err := r.scrape(ctx)
-	if err != nil {
-		return nil, refuse(reasonVerificationFailed, "fresh probes did not finish: %v", err)
+	if seen == nil {
+		seen = &observation{}
 	}
-	direct, err := r.cur.iap.CheckHealth(ctx, req.from)
+	if !seen.scraped {
+		seen.scrape, seen.scrapeErr = r.scrape(ctx)
+		seen.scraped = true
+	}
+	if seen.scrapeErr != nil {
+		return nil, refuse(reasonVerificationFailed, "fresh probes did not finish: %v", seen.scrapeErr)
+	}
+	scrape := seen.scrape
+	d, ok := seen.direct[req.from]
+	if !ok {
+		d.health, d.err = r.cur.iap.CheckHealth(ctx, req.from)
+		if seen.direct == nil {
+			seen.direct = map[string]directHealth{}
+		}
+		seen.direct[req.from] = d
+	}
+	direct, err := d.health, d.err
 	if err != nil {
 		return nil, refuse(reasonVerificationFailed, "%v", err)
 	}
@@ -690,7 +793,7 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 		}
 	}()
 	// Under the lease: another receiver may have acted while we verified.
-	fresh, refused := r.verify(ctx, request{incident: req.incident, alert: req.alert, from: req.from, to: plan.To})
+	fresh, refused := r.verify(ctx, request{incident: req.incident, alert: req.alert, from: req.from, to: plan.To}, nil)
 	if refused != nil {
 		return skip(refused.reason, "under the lease: %s", refused.detail)
 	}
@@ -850,9 +953,14 @@ func (r *Receiver) Promote(ctx context.Context, from, to string, dryRun bool) (o
 
 // Ack records in the journal at path that a person has looked at the failed
 // action that blocks; a running receiver reads it within a second. It
-// reports the failure acknowledged, or an error when nothing blocks.
-func Ack(ctx context.Context, journalPath, by, note string) (string, error) {
-	j, err := OpenJournal(journalPath)
+// reports the failure acknowledged, or an error when nothing blocks or
+// there is no journal at path (a mistyped path would otherwise be a new,
+// empty journal, "not blocked").
+func Ack(ctx context.Context, journalPath, by, note string, logger *slog.Logger) (string, error) {
+	if _, err := os.Stat(journalPath); err != nil {
+		return "", fmt.Errorf("no journal to acknowledge in: %w", err)
+	}
+	j, err := OpenJournal(journalPath, logger)
 	if err != nil {
 		return "", err
 	}

@@ -96,7 +96,7 @@ func TestPromotesStandbyOnce(t *testing.T) {
 	}
 
 	err := testutil.CollectAndCompare(r.metrics, strings.NewReader(`
-# HELP iap_ha_remediation_blocked 1 while the receiver acts on nothing until a person looks: after a failed remediation (until `+"`iap_ha_exporter remediation ack`"+`), or when its journal was replaced under it (until a restart).
+# HELP iap_ha_remediation_blocked 1 while the receiver acts on nothing until a person looks: after a failed remediation (until `+"`iap_ha_exporter remediation ack`"+`), or while its journal cannot be trusted (replaced under it, a line it cannot read, a record it could not write; until repaired and restarted).
 # TYPE iap_ha_remediation_blocked gauge
 iap_ha_remediation_blocked 0
 `), "iap_ha_remediation_blocked")
@@ -226,7 +226,7 @@ func TestRestartInTheMiddleOfAnAction(t *testing.T) {
 	w, _ := decodeWebhook(incident)
 
 	// What the killed process left: the notification, processed, and the start of its action.
-	j, err := OpenJournal(e.dir + "/journal-dc1")
+	j, err := OpenJournal(e.dir+"/journal-dc1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestRestartInTheMiddleOfAnAction(t *testing.T) {
 		t.Fatalf("activations %v while blocked", got)
 	}
 
-	if _, err := Ack(context.Background(), r.journal, "ops@example.net", "checked iap-dc1-3 by hand"); err != nil {
+	if _, err := Ack(context.Background(), r.journal, "ops@example.net", "checked iap-dc1-3 by hand", nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := lab.Retry(10*time.Second, 50*time.Millisecond, func() error {
@@ -272,7 +272,7 @@ func TestRestartInTheMiddleOfAnAction(t *testing.T) {
 	if got := e.activations(); got["iap-dc1-3"] != 1 {
 		t.Errorf("activations %v after the ack, want one of iap-dc1-3", got)
 	}
-	if _, err := Ack(context.Background(), r.journal, "ops", ""); err == nil {
+	if _, err := Ack(context.Background(), r.journal, "ops", "", nil); err == nil {
 		t.Error("an ack with nothing blocked was accepted")
 	}
 }
@@ -397,7 +397,7 @@ func TestFailedPromotionBlocksUntilAck(t *testing.T) {
 		t.Fatal("the standby works tasks while blocked")
 	}
 
-	if _, err := Ack(context.Background(), r.journal, "ops", "activate route fixed"); err != nil {
+	if _, err := Ack(context.Background(), r.journal, "ops", "activate route fixed", nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := lab.Retry(10*time.Second, 50*time.Millisecond, func() error {

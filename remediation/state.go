@@ -250,6 +250,8 @@ type Status struct {
 	DryRun  bool
 	Paused  bool
 	Blocked bool
+	// BlockedReason says why, and what unblocks it.
+	BlockedReason string
 	// LastAction describes the last action that ended ("" before any).
 	LastAction string
 	LastTime   time.Time
@@ -257,6 +259,10 @@ type Status struct {
 
 func (s *state) status(cfg *Config) Status {
 	st := Status{DryRun: *cfg.DryRun, Blocked: s.blockedBy != nil}
+	if f := s.blockedBy; f != nil {
+		st.BlockedReason = fmt.Sprintf("the action of incident %s ended %s at %s; check the servers, then run `iap_ha_exporter remediation ack`",
+			f.Incident, f.Result, f.Time.Format(time.RFC3339))
+	}
 	if f := s.lastFinished; f != nil {
 		st.LastAction = fmt.Sprintf("promote %s → %s: %s", planFrom(f.Plan), planTo(f.Plan), f.Result)
 		st.LastTime = f.Time

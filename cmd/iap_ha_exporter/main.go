@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	}
 
 	if *configCheck {
-		return checkConfig(*configFile, stdout, stderr)
+		return checkConfig(*configFile, remFlags, *toolkitFlags.WebConfigFile, stdout, stderr)
 	}
 
 	promslogConfig.Writer = stderr
@@ -112,7 +112,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	if receiver != nil {
 		viewOpts.Remediation = func() view.RemediationState {
 			st := receiver.Status()
-			return view.RemediationState{Enabled: true, DryRun: st.DryRun, Paused: st.Paused, Blocked: st.Blocked,
+			return view.RemediationState{Enabled: true, DryRun: st.DryRun, Paused: st.Paused, Blocked: st.Blocked, BlockedReason: st.BlockedReason,
 				LastAction: st.LastAction, LastTime: st.LastTime}
 		}
 	}
@@ -147,8 +147,9 @@ func run(args []string, stdout, stderr *os.File) int {
 }
 
 // checkConfig validates a configuration file the way a start or a reload
-// would, printing every problem it finds.
-func checkConfig(path string, stdout, stderr *os.File) int {
+// would, and the remediation file when one is given, printing every
+// problem it finds.
+func checkConfig(path string, rem *remediationFlags, webConfigFile string, stdout, stderr *os.File) int {
 	if path == "" {
 		fmt.Fprintln(stderr, "--config.check needs --config.file")
 		return 2
@@ -165,5 +166,13 @@ func checkConfig(path string, stdout, stderr *os.File) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: OK\n", path)
+	if *rem.configFile == "" {
+		return 0
+	}
+	if err := rem.check(cfg, webConfigFile); err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: OK\n", *rem.configFile)
 	return 0
 }

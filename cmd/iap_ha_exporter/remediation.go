@@ -32,6 +32,9 @@ type remediationFlags struct {
 	promoteFrom    *string
 	promoteTo      *string
 	promoteDryRun  *bool
+	// promoteDryRunSet: --dry-run or --no-dry-run was given; without
+	// either, promote follows the remediation file's dry_run.
+	promoteDryRunSet bool
 }
 
 func addRemediationFlags(app *kingpin.Application) *remediationFlags {
@@ -51,7 +54,8 @@ func addRemediationFlags(app *kingpin.Application) *remediationFlags {
 	f.promote = app.Command("promote", "Promote a standby IAP server in place of a failed active one, through the receiver's gates.")
 	f.promoteFrom = f.promote.Flag("from", "The failed active server.").Required().String()
 	f.promoteTo = f.promote.Flag("to", "The standby to promote (default: the one the receiver would choose).").String()
-	f.promoteDryRun = f.promote.Flag("dry-run", "Check every gate and print the plan; change nothing.").Bool()
+	f.promoteDryRun = f.promote.Flag("dry-run", "Check every gate and print the plan; change nothing. --no-dry-run acts even where the remediation file says dry_run: true. Default: the file's dry_run.").
+		IsSetByUser(&f.promoteDryRunSet).Bool()
 	return f
 }
 
@@ -77,7 +81,7 @@ func (f *remediationFlags) runAck(opts exporter.Options, stdout, stderr *os.File
 	if u, err := user.Current(); by == "" && err == nil {
 		by = u.Username
 	}
-	acked, err := remediation.Ack(context.Background(), cfg.JournalFile, by, *f.ackNote)
+	acked, err := remediation.Ack(context.Background(), cfg.JournalFile, by, *f.ackNote, opts.Logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
 		return 1
@@ -99,13 +103,20 @@ func (f *remediationFlags) runPromote(opts exporter.Options, stdout, stderr *os.
 		return 1
 	}
 	defer r.Close()
-	outcome, detail, err := r.Promote(context.Background(), *f.promoteFrom, *f.promoteTo, *f.promoteDryRun)
+	dryRun := *cfg.DryRun
+	if f.promoteDryRunSet {
+		dryRun = *f.promoteDryRun
+	}
+	outcome, detail, err := r.Promote(context.Background(), *f.promoteFrom, *f.promoteTo, dryRun)
 	if err != nil {
 		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", outcome, detail)
-	if outcome != remediation.OutcomePromoted && !(*f.promoteDryRun && outcome == remediation.OutcomeDryRun) {
+	if dryRun && !f.promoteDryRunSet {
+		fmt.Fprintf(stdout, "nothing was done: %s says dry_run: true; --no-dry-run acts\n", *f.configFile)
+	}
+	if outcome != remediation.OutcomePromoted && !(dryRun && outcome == remediation.OutcomeDryRun) {
 		return 1
 	}
 	return 0
@@ -131,15 +142,39 @@ func (f *remediationFlags) load(opts exporter.Options) (*exporter.Exporter, *rem
 
 // loadChecked reads the remediation file against the exporter's
 // configuration estate, and refuses a webhook nothing would authenticate.
-func (f *remediationFlags) loadChecked(estate *config.Config, toolkit *web.FlagConfig) (*remediation.Config, error) {
+func (f *remediationFlags) loadChecked(estate *config.Config, webConfigFile string) (*remediation.Config, error) {
 	cfg, err := remediation.Load(*f.configFile, estate)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", *f.configFile, err)
 	}
-	if err := remediation.CheckAuthentication(cfg, *toolkit.WebConfigFile, *f.insecure); err != nil {
+	if err := remediation.CheckAuthentication(cfg, webConfigFile, *f.insecure); err != nil {
 		return nil, fmt.Errorf("%s: %w", *f.configFile, err)
 	}
 	return cfg, nil
+}
+
+// warnInsecure says what --remediation.insecure-unauthenticated-webhook
+// changes: nothing where the remediation file has credentials, the
+// check that the web configuration still authenticates where it does, and
+// everything where nothing authenticates the webhook.
+func (f *remediationFlags) warnInsecure(cfg *remediation.Config, webConfigFile string, logger *slog.Logger) {
+	by, err := remediation.Authenticator(cfg, webConfigFile)
+	switch {
+	case cfg.Auth.Enabled():
+		logger.Warn("--remediation.insecure-unauthenticated-webhook has no effect: the webhook requires " + by)
+	case err == nil && by != "":
+		logger.Warn("--remediation.insecure-unauthenticated-webhook: the webhook is authenticated by " + by +
+			" today, but goes on accepting notifications, from anyone, should that file stop authenticating it")
+	default:
+		logger.Warn("THE REMEDIATION WEBHOOK ACCEPTS UNAUTHENTICATED NOTIFICATIONS: anyone who reaches it can have an IAP server promoted")
+	}
+}
+
+// check reads the remediation file against estate as a start would, for
+// --config.check: its problems, and a webhook nothing would authenticate.
+func (f *remediationFlags) check(estate *config.Config, webConfigFile string) error {
+	_, err := f.loadChecked(estate, webConfigFile)
+	return err
 }
 
 func scrapeOf(exp *exporter.Exporter) remediation.ScrapeFunc {
@@ -156,18 +191,21 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 	if *f.configFile == "" {
 		return nil, func() {}, nil
 	}
-	cfg, err := f.loadChecked(exp.Config(), toolkit)
+	cfg, err := f.loadChecked(exp.Config(), *toolkit.WebConfigFile)
 	if err != nil {
 		return nil, nil, err
 	}
 	if *f.insecure {
-		logger.Warn("THE REMEDIATION WEBHOOK ACCEPTS UNAUTHENTICATED NOTIFICATIONS: anyone who reaches it can have an IAP server promoted")
+		f.warnInsecure(cfg, *toolkit.WebConfigFile, logger)
 	}
 	metrics := remediation.NewMetrics()
 	if err := exp.Registry().Register(metrics); err != nil {
 		return nil, nil, err
 	}
-	r, err := remediation.New(remediation.Options{Config: cfg, Estate: exp.Config(), Scrape: scrapeOf(exp), Logger: logger, Metrics: metrics})
+	r, err := remediation.New(remediation.Options{
+		Config: cfg, Estate: exp.Config(), Scrape: scrapeOf(exp), Logger: logger, Metrics: metrics,
+		WebConfigFile: *toolkit.WebConfigFile, InsecureWebhook: *f.insecure,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -179,7 +217,7 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 	// A reload reads the remediation file again against the exporter's new
 	// configuration: both apply, or neither.
 	exp.AddReloader(func(estate *config.Config) (apply, discard func(), err error) {
-		cfg, err := f.loadChecked(estate, toolkit)
+		cfg, err := f.loadChecked(estate, *toolkit.WebConfigFile)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -255,7 +255,7 @@ func openRegular(file string, limit int64) (*os.File, error) {
 	switch {
 	case err != nil:
 	case !fi.Mode().IsRegular():
-		err = fmt.Errorf("%s is not a regular file (%s)", file, fileKind(fi.Mode()))
+		err = CheckRegular(file, fi)
 	case fi.Size() > limit:
 		err = tooLarge(file, limit)
 	}
@@ -264,6 +264,17 @@ func openRegular(file string, limit int64) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// CheckRegular refuses a file that is not a regular file (a FIFO, a
+// device, a directory, a socket), saying what it is: files the exporter and
+// the receiver read or append to must not block them or swallow what they
+// write.
+func CheckRegular(file string, fi os.FileInfo) error {
+	if fi.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("%s is not a regular file (%s)", file, fileKind(fi.Mode()))
 }
 
 func tooLarge(file string, limit int64) error {

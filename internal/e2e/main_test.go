@@ -66,12 +66,21 @@ type exporter struct {
 // waits until it listens. stop ends it; it also ends when the test does.
 func startExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
+	return startExporterUnder(t, nil, args...)
+}
+
+// startExporterUnder is startExporter with the binary run by the command
+// wrapper (a shell setting a limit, say), which must exec it with the
+// arguments that follow.
+func startExporterUnder(t *testing.T, wrapper []string, args ...string) *exporter {
+	t.Helper()
 	ports, err := lab.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &exporter{addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), output: &syncBuffer{}, exited: make(chan struct{})}
-	e.cmd = exec.Command(binary, append(args, "--web.listen-address", e.addr)...)
+	argv := append(append(append(wrapper, binary), args...), "--web.listen-address", e.addr)
+	e.cmd = exec.Command(argv[0], argv[1:]...)
 	e.cmd.Stdout, e.cmd.Stderr = e.output, e.output
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)

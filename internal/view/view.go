@@ -28,12 +28,14 @@ type Source interface {
 
 // RemediationState is what the page shows of the remediation receiver.
 type RemediationState struct {
-	Enabled    bool      `json:"enabled"`
-	DryRun     bool      `json:"dry_run"`
-	Paused     bool      `json:"paused"`
-	Blocked    bool      `json:"blocked"`
-	LastAction string    `json:"last_action,omitempty"`
-	LastTime   time.Time `json:"last_action_time,omitzero"`
+	Enabled bool `json:"enabled"`
+	DryRun  bool `json:"dry_run"`
+	Paused  bool `json:"paused"`
+	Blocked bool `json:"blocked"`
+	// BlockedReason says why it is blocked and what unblocks it.
+	BlockedReason string    `json:"blocked_reason,omitempty"`
+	LastAction    string    `json:"last_action,omitempty"`
+	LastTime      time.Time `json:"last_action_time,omitzero"`
 }
 
 // Options configure the handlers.
