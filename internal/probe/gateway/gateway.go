@@ -23,9 +23,8 @@ import (
 	"sync"
 	"time"
 
-	promconfig "github.com/prometheus/common/config"
-
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
@@ -73,15 +72,14 @@ func NewClient(cfg config.Gateway, logger *slog.Logger) (*Client, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("gateway %q: url %q is not an http(s) URL", cfg.Name, cfg.URL)
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
 	// poll, status and every inventory run at once.
-	transport.MaxIdleConnsPerHost = 2 + len(Inventories)
-	if cfg.TLS != nil {
-		tlsConfig, err := promconfig.NewTLSConfig(cfg.TLS)
-		if err != nil {
-			return nil, fmt.Errorf("gateway %q: %w", cfg.Name, err)
-		}
-		transport.TLSClientConfig = tlsConfig
+	transport, err := probe.NewTransport(probe.HTTPOptions{
+		TLS:                  cfg.TLS,
+		MaxIdleConnsPerHost:  2 + len(Inventories),
+		ProxyFromEnvironment: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway %q: %w", cfg.Name, err)
 	}
 	c := &Client{
 		cfg:       cfg,
@@ -89,7 +87,7 @@ func NewClient(cfg config.Gateway, logger *slog.Logger) (*Client, error) {
 		base:      strings.TrimRight(cfg.URL, "/") + apiBase,
 		timeout:   time.Duration(cfg.Timeout),
 		capacity:  cfg.Capacity,
-		http:      &http.Client{Transport: transport},
+		http:      transport.Client(),
 		logger:    logger.With("gateway", cfg.Name),
 		loginSlot: make(chan struct{}, 1),
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	promconfig "github.com/prometheus/common/config"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 )
 
 // maxBody bounds what is read of any answer: a larger one is an error,
@@ -60,24 +60,18 @@ const maxConnsPerServer = 6
 
 // newHTTPClient keeps every connection a scrape uses open for the next
 // scrape, and opens no more: the connections per server are bounded rather
-// than dialled and closed anew each scrape. Deadlines come from each
-// request's context.
+// than dialled and closed anew each scrape. Like every client of the
+// exporter, it follows no redirect (probe.Transport).
 func newHTTPClient(tlsCfg promconfig.TLSConfig) (*http.Client, error) {
-	tc, err := promconfig.NewTLSConfig(&tlsCfg)
+	t, err := probe.NewTransport(probe.HTTPOptions{
+		TLS:                 &tlsCfg,
+		MaxConnsPerHost:     maxConnsPerServer,
+		MaxIdleConnsPerHost: maxConnsPerServer,
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:     tc,
-			MaxConnsPerHost:     maxConnsPerServer,
-			MaxIdleConnsPerHost: maxConnsPerServer,
-			IdleConnTimeout:     90 * time.Second,
-		},
-		// IAP does not redirect its API; a redirect is a misconfigured URL.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}, nil
+	return t.Client(), nil
 }
 
 // do sends one request and returns the body of a 200 answer; any other
