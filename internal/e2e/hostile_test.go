@@ -77,3 +77,26 @@ func TestHostileConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileScrapeTimeoutHeader: a scrape timeout header that is not a
+// number of seconds in range (NaN, infinite, negative, huge enough to
+// overflow a duration) would leave the scrape without a deadline; the
+// binary answers 400 and a good header still scrapes.
+func TestHostileScrapeTimeoutHeader(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, file, "rabbitmq:\n  - {name: r, urls: [\"http://"+closedAddr(t)+"\"]}\n")
+	exp := startExporter(t, "--config.file", file)
+	for header, want := range map[string]int{
+		"NaN": http.StatusBadRequest, "Inf": http.StatusBadRequest, "-Inf": http.StatusBadRequest,
+		"-5": http.StatusBadRequest, "1e300": http.StatusBadRequest, "5": http.StatusOK,
+	} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+exp.addr+"/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", header)
+		if code, body := send(t, http.DefaultClient, req); code != want {
+			t.Errorf("timeout header %q: HTTP %d, want %d: %.200s", header, code, want, body)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -216,6 +217,10 @@ func (e *Exporter) Scrape(ctx context.Context) (*collector.Scrape, *collector.Sc
 	return res.scrape, res.scraper, nil
 }
 
+// MaxScrapeTimeout is the longest scrape timeout a request may ask for;
+// the HTTP server's write deadline of /metrics follows the timeout.
+const MaxScrapeTimeout = time.Hour
+
 // timeout is the scrape budget: Prometheus's own timeout header less the
 // offset, or the default.
 func (e *Exporter) timeout(r *http.Request) (time.Duration, error) {
@@ -224,8 +229,10 @@ func (e *Exporter) timeout(r *http.Request) (time.Duration, error) {
 		return e.opts.DefaultTimeout, nil
 	}
 	secs, err := strconv.ParseFloat(h, 64)
-	if err != nil || secs <= 0 {
-		return 0, fmt.Errorf("invalid X-Prometheus-Scrape-Timeout-Seconds %q", h)
+	// Checked before the conversion: NaN passes every comparison but ==,
+	// and Inf or a huge value overflows a time.Duration into no deadline.
+	if err != nil || math.IsNaN(secs) || secs <= 0 || secs > MaxScrapeTimeout.Seconds() {
+		return 0, fmt.Errorf("invalid X-Prometheus-Scrape-Timeout-Seconds %q: want seconds, more than 0 and at most %s", h, MaxScrapeTimeout)
 	}
 	t := time.Duration(secs*float64(time.Second)) - e.opts.TimeoutOffset
 	if t <= 0 {

@@ -214,6 +214,17 @@ func TestScrapeTimeoutFromHeader(t *testing.T) {
 		{"0.4", 0, true},
 		{"soon", 0, true},
 		{"-1", 0, true},
+		// Not a timeout (NaN compares false with everything, Inf and huge
+		// values overflow a time.Duration): refused, never a scrape
+		// without a deadline.
+		{"NaN", 0, true},
+		{"Inf", 0, true},
+		{"+Inf", 0, true},
+		{"-Inf", 0, true},
+		{"1e300", 0, true},
+		{"9.3e9", 0, true},
+		{"3601", 0, true},
+		{"3600", time.Hour - 500*time.Millisecond, false},
 	} {
 		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 		if c.header != "" {
