@@ -70,7 +70,7 @@ type Client struct {
 func NewClient(cfg config.Gateway, logger *slog.Logger) (*Client, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("gateway %q: url %q is not an http(s) URL", cfg.Name, cfg.URL)
+		return nil, fmt.Errorf("gateway %q: url %q is not an http(s) URL", cfg.Name, config.RedactURL(cfg.URL))
 	}
 	// poll, status and every inventory run at once.
 	transport, err := probe.NewTransport(probe.HTTPOptions{

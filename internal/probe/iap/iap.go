@@ -48,7 +48,8 @@ func New(cfg config.IAP, logger *slog.Logger) (*Prober, error) {
 	for _, sc := range cfg.Servers {
 		base, err := url.Parse(sc.URL)
 		if err != nil {
-			return nil, fmt.Errorf("iap server %s: %w", sc.Name, err)
+			// url.Error quotes the URL, which may carry a password.
+			return nil, fmt.Errorf("iap server %s: url %q is not a URL", sc.Name, config.RedactURL(sc.URL))
 		}
 		tlsCfg := cfg.TLS
 		if sc.TLS != nil {
