@@ -46,9 +46,9 @@ func run(args []string, stdout, stderr *os.File) int {
 		maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrape requests; 0 disables the limit.").
 				Default("40").Int()
 		timeoutOffset = app.Flag("scrape.timeout-offset", "Subtracted from Prometheus's scrape timeout so the answer arrives in time.").
-				Default("500ms").Duration()
+				Default(exporter.DefaultTimeoutOffset.String()).Duration()
 		defaultTimeout = app.Flag("scrape.default-timeout", "Scrape deadline when the request carries no X-Prometheus-Scrape-Timeout-Seconds header.").
-				Default("10s").Duration()
+				Default(exporter.DefaultTimeout.String()).Duration()
 		toolkitFlags = kingpinflag.AddFlags(app, defaultPort)
 		remFlags     = addRemediationFlags(app)
 	)

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
+	"github.com/iapha/iap_ha_exporter/fixtures/recorded"
 )
 
 // hostileConfigs are configuration files meant to hurt: each must be
@@ -97,6 +101,38 @@ func TestHostileScrapeTimeoutHeader(t *testing.T) {
 		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", header)
 		if code, body := send(t, http.DefaultClient, req); code != want {
 			t.Errorf("timeout header %q: HTTP %d, want %d: %.200s", header, code, want, body)
+		}
+	}
+}
+
+// TestHungRabbitMQClusterHidesNoOther: of two RabbitMQ clusters with the
+// default timeouts, one accepts connections and never answers. A scrape
+// with Prometheus's default scrape_timeout (10 s) serves
+// iap_ha_rabbitmq_up for both: 1 for the cluster that answered, 0 for the
+// hung one, so that alerts on either can fire.
+func TestHungRabbitMQClusterHidesNoOther(t *testing.T) {
+	mute, err := hostile.StartMute()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	good := httptest.NewServer(recorded.RabbitMQ("../probe/rabbitmq/testdata/3.10/healthy"))
+	defer good.Close()
+	file := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, file, fmt.Sprintf("rabbitmq:\n  - {name: good, urls: [%q]}\n  - {name: hung, urls: [\"http://%s\"]}\n", good.URL, mute.Addr()))
+	exp := startExporter(t, "--config.file", file)
+	req, err := http.NewRequest(http.MethodGet, "http://"+exp.addr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+	code, body := send(t, http.DefaultClient, req)
+	if code != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", code, body)
+	}
+	for _, want := range []string{`iap_ha_rabbitmq_up{cluster="good"} 1`, `iap_ha_rabbitmq_up{cluster="hung"} 0`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grep(body, "rabbitmq_up"))
 		}
 	}
 }

@@ -25,6 +25,14 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
+// The defaults of --scrape.default-timeout and --scrape.timeout-offset:
+// Prometheus's default scrape_timeout is 10 s, and the offset leaves time
+// for the answer to travel.
+const (
+	DefaultTimeout       = 10 * time.Second
+	DefaultTimeoutOffset = 500 * time.Millisecond
+)
+
 // Options configure an Exporter.
 type Options struct {
 	// ConfigFile is the YAML configuration; empty means config.Default().
@@ -73,7 +81,7 @@ func New(opts Options) (*Exporter, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.DefaultTimeout <= 0 {
-		opts.DefaultTimeout = 10 * time.Second
+		opts.DefaultTimeout = DefaultTimeout
 	}
 	e := &Exporter{
 		opts:     opts,

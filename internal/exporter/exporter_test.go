@@ -414,3 +414,24 @@ func BenchmarkMetricsHandler(b *testing.B) {
 		}
 	}
 }
+
+// TestDefaultTargetTimeoutsFitTheDefaultDeadline: a target's own timeout
+// longer than the scrape deadline (Prometheus's default scrape_timeout of
+// 10 s less the offset) lets one hung target run into the deadline, where
+// it is cut rather than reported down. Every default timeout fits, with
+// the collectors' reserve for reporting (a tenth, at most 250 ms) to spare.
+func TestDefaultTargetTimeoutsFitTheDefaultDeadline(t *testing.T) {
+	deadline := DefaultTimeout - DefaultTimeoutOffset - 250*time.Millisecond
+	for name, d := range map[string]time.Duration{
+		"iap":        config.DefaultIAPTimeout,
+		"iap health": config.DefaultHealthTimeout,
+		"mongodb":    config.DefaultMongoTimeout,
+		"redis":      config.DefaultRedisTimeout,
+		"rabbitmq":   config.DefaultRabbitMQTimeout,
+		"gateway":    config.DefaultGatewayTimeout,
+	} {
+		if d >= deadline {
+			t.Errorf("the default %s timeout %s does not fit under the default scrape deadline %s", name, d, deadline)
+		}
+	}
+}

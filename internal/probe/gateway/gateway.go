@@ -118,13 +118,7 @@ func (c *Client) Probe(ctx context.Context) topology.Gateway {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	g := topology.Gateway{
-		Name:     c.name,
-		URL:      c.cfg.URL,
-		Site:     c.cfg.Site,
-		Capacity: c.capacity,
-		Adapter:  c.cfg.Adapter,
-	}
+	g := c.state()
 	var (
 		wg               sync.WaitGroup
 		pollErr, authErr error
@@ -152,6 +146,24 @@ func (c *Client) Probe(ctx context.Context) topology.Gateway {
 		c.logger.Debug("gateway probe failed", "up", g.Up, "err", err)
 	}
 	return g
+}
+
+// Unfinished is the gateway down with err, for a probe cut by the deadline.
+func (c *Client) Unfinished(err error) topology.Gateway {
+	g := c.state()
+	g.Error = err.Error()
+	return g
+}
+
+// state is the gateway as configured, before a probe learns anything.
+func (c *Client) state() topology.Gateway {
+	return topology.Gateway{
+		Name:     c.name,
+		URL:      c.cfg.URL,
+		Site:     c.cfg.Site,
+		Capacity: c.capacity,
+		Adapter:  c.cfg.Adapter,
+	}
 }
 
 // probeAuthenticated fills in the versions and device counts of g. It logs

@@ -117,6 +117,11 @@ func (c *Client) Probe(ctx context.Context) topology.RabbitCluster {
 	return topology.RabbitCluster{Name: c.cfg.Name, Site: c.cfg.Site, Error: strings.Join(errs, "; ")}
 }
 
+// Unfinished is the cluster down with err, for a probe cut by the deadline.
+func (c *Client) Unfinished(err error) topology.RabbitCluster {
+	return topology.RabbitCluster{Name: c.cfg.Name, Site: c.cfg.Site, Error: err.Error()}
+}
+
 func (c *Client) setFirst(i int) {
 	c.mu.Lock()
 	c.first = i % len(c.cfg.URLs)
