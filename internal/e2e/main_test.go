@@ -66,12 +66,24 @@ type exporter struct {
 // waits until it listens. stop ends it; it also ends when the test does.
 func startExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
+	return startExporterWithFileLimit(t, 0, args...)
+}
+
+// startExporterWithFileLimit is startExporter with the process's open-file
+// limit set to files (none when 0).
+func startExporterWithFileLimit(t *testing.T, files int, args ...string) *exporter {
+	t.Helper()
 	ports, err := lab.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &exporter{addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), output: &syncBuffer{}, exited: make(chan struct{})}
-	e.cmd = exec.Command(binary, append(args, "--web.listen-address", e.addr)...)
+	args = append(args, "--web.listen-address", e.addr)
+	if files > 0 {
+		e.cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, files), binary}, args...)...)
+	} else {
+		e.cmd = exec.Command(binary, args...)
+	}
 	e.cmd.Stdout, e.cmd.Stderr = e.output, e.output
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)

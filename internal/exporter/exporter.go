@@ -271,6 +271,7 @@ func (e *Exporter) MetricsHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		extendDeadlines(w, timeout)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		scrape, scraper, err := e.Scrape(ctx)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
@@ -433,5 +434,43 @@ func TestDefaultTargetTimeoutsFitTheDefaultDeadline(t *testing.T) {
 		if d >= deadline {
 			t.Errorf("the default %s timeout %s does not fit under the default scrape deadline %s", name, d, deadline)
 		}
+	}
+}
+
+// TestLongScrapeOutlivesServerTimeouts: Go cancels a request's context
+// when the server's ReadTimeout passes, and cuts the answer at its
+// WriteTimeout. A scrape whose header asks for longer than both still
+// answers in full: /metrics moves its own deadlines.
+func TestLongScrapeOutlivesServerTimeouts(t *testing.T) {
+	mute, err := hostile.StartMute()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	file := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, file, "rabbitmq:\n  - {name: hung, timeout: 1m, urls: [\"http://"+mute.Addr()+"\"]}\n")
+	e, err := New(Options{ConfigFile: file, TimeoutOffset: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	srv := httptest.NewUnstartedServer(e.MetricsHandler())
+	srv.Config = NewServer(e.MetricsHandler(), time.Second, slog.New(slog.DiscardHandler))
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = time.Second, time.Second
+	srv.Start()
+	defer srv.Close()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "3")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a 3 s scrape behind 1 s server timeouts: %v", err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK || !strings.Contains(string(body), `iap_ha_rabbitmq_up{cluster="hung"} 0`) {
+		t.Errorf("HTTP %d, %v, want the whole answer:\n%s", res.StatusCode, err, body)
 	}
 }
