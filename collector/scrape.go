@@ -87,6 +87,22 @@ func (s *Scraper) Config() *config.Config { return s.cfg }
 // Collectors names the collectors this Scraper runs.
 func (s *Scraper) Collectors() []string { return s.names }
 
+// loginKeeper is a collector that holds logins (tokens) a reload may carry
+// over from the collector it replaces.
+type loginKeeper interface {
+	keepLogins(old Collector)
+}
+
+// KeepLogins carries the logins of old's collectors over to s's, where
+// their settings did not change.
+func (s *Scraper) KeepLogins(old *Scraper) {
+	for name, c := range s.collectors {
+		if k, ok := c.(loginKeeper); ok && old.collectors[name] != nil {
+			k.keepLogins(old.collectors[name])
+		}
+	}
+}
+
 // Close releases the collectors' pooled connections once the scrapes that
 // still use them have finished.
 func (s *Scraper) Close() {

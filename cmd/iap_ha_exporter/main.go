@@ -46,6 +46,8 @@ func run(args []string, stdout, stderr *os.File) int {
 				Default("/metrics").String()
 		maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrape requests; 0 disables the limit.").
 				Default("40").Int()
+		enableReload = app.Flag("web.enable-reload", "Serve POST /-/reload (SIGHUP reloads either way). Anyone who reaches it can have the configuration read again and the targets logged in to: put it behind --web.config.file's basic auth or TLS client certificates, or turn it off with --no-web.enable-reload.").
+				Default("true").Bool()
 		maxConnections = app.Flag("web.max-connections", "Maximum number of open connections on each listener (at most half the open-file limit); 0 disables the limit.").
 				Default(strconv.Itoa(exporter.DefaultMaxConnections)).Int()
 		timeoutOffset = app.Flag("scrape.timeout-offset", "Subtracted from Prometheus's scrape timeout so the answer arrives in time.").
@@ -76,11 +78,12 @@ func run(args []string, stdout, stderr *os.File) int {
 	logger.Info("starting iap_ha_exporter", "version", version.Info(), "build_context", version.BuildContext())
 
 	opts := exporter.Options{
-		ConfigFile:          *configFile,
-		DefaultTimeout:      *defaultTimeout,
-		TimeoutOffset:       *timeoutOffset,
-		MaxRequestsInFlight: *maxRequests,
-		Logger:              logger,
+		ConfigFile:             *configFile,
+		DefaultTimeout:         *defaultTimeout,
+		TimeoutOffset:          *timeoutOffset,
+		MaxRequestsInFlight:    *maxRequests,
+		ReloadEndpointDisabled: !*enableReload,
+		Logger:                 logger,
 	}
 	if code, handled := remFlags.run(command, opts, stdout, stderr); handled {
 		return code

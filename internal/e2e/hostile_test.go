@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
+	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/recorded"
 )
 
@@ -134,5 +135,40 @@ func TestHungRabbitMQClusterHidesNoOther(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s:\n%s", want, grep(body, "rabbitmq_up"))
 		}
+	}
+}
+
+// TestReloadsCostNoLogins: POST /-/reload answers anyone the web
+// configuration lets through. Reloads of unchanged settings, each followed
+// by a scrape, cost no IAP login beyond the first; with
+// --no-web.enable-reload the endpoint is refused.
+func TestReloadsCostNoLogins(t *testing.T) {
+	sim, err := iapsim.Start(iapsim.Topology{
+		Users:   map[string]string{"monitor": "monitor-pw"},
+		Servers: []iapsim.ServerSpec{{Name: "iap-1", Role: "active"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "iap-pw"), "monitor-pw\n")
+	file := filepath.Join(dir, "config.yml")
+	writeFile(t, file, fmt.Sprintf("iap:\n  auth: {username: monitor, password_file: iap-pw}\n  servers:\n    - {name: iap-1, url: %q, role: active}\n", sim.Server("iap-1").URL()))
+	exp := startExporter(t, "--config.file", file)
+	for range 30 {
+		if code, body := post(t, "http://"+exp.addr+"/-/reload", "", ""); code != http.StatusOK {
+			t.Fatalf("reload: HTTP %d: %s", code, body)
+		}
+		if _, body := get(t, http.DefaultClient, "http://"+exp.addr+"/metrics", "", ""); !strings.Contains(body, `iap_ha_iap_api_up{server="iap-1",site="local"} 1`) {
+			t.Fatalf("the scrape after a reload:\n%s", grep(body, "iap_up"))
+		}
+	}
+	if n := sim.Server("iap-1").Requests("/login"); n != 1 {
+		t.Errorf("%d logins over 30 reloads and scrapes, want 1", n)
+	}
+	off := startExporter(t, "--config.file", file, "--no-web.enable-reload")
+	if code, body := post(t, "http://"+off.addr+"/-/reload", "", ""); code != http.StatusForbidden {
+		t.Errorf("reload with --no-web.enable-reload: HTTP %d, want 403: %s", code, body)
 	}
 }

@@ -47,6 +47,9 @@ type Options struct {
 	TimeoutOffset  time.Duration
 	// MaxRequestsInFlight caps concurrent /metrics requests (0: no cap).
 	MaxRequestsInFlight int
+	// ReloadEndpointDisabled has POST /-/reload refused (403); SIGHUP
+	// still reloads.
+	ReloadEndpointDisabled bool
 	Logger              *slog.Logger
 }
 
@@ -162,6 +165,9 @@ func (e *Exporter) reload() error {
 			return err
 		}
 		applies, discards = append(applies, apply), append(discards, discard)
+	}
+	if old := e.scraper.Load(); old != nil {
+		s.KeepLogins(old)
 	}
 	if old := e.scraper.Swap(s); old != nil {
 		go old.Close() // waits for scrapes still using it
@@ -297,6 +303,10 @@ func (e *Exporter) MetricsHandler() http.Handler {
 // ReloadHandler serves POST /-/reload.
 func (e *Exporter) ReloadHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.opts.ReloadEndpointDisabled {
+			http.Error(w, "the reload endpoint is disabled (--no-web.enable-reload); send SIGHUP to reload", http.StatusForbidden)
+			return
+		}
 		if r.Method != http.MethodPost && r.Method != http.MethodPut {
 			w.Header().Set("Allow", "POST, PUT")
 			http.Error(w, "use POST to reload the configuration", http.StatusMethodNotAllowed)

@@ -3,6 +3,7 @@ package exporter
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,8 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
+	"github.com/iapha/iap_ha_exporter/fixtures/iagsim"
+	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
@@ -472,5 +475,101 @@ func TestLongScrapeOutlivesServerTimeouts(t *testing.T) {
 	body, err := io.ReadAll(res.Body)
 	if err != nil || res.StatusCode != http.StatusOK || !strings.Contains(string(body), `iap_ha_rabbitmq_up{cluster="hung"} 0`) {
 		t.Errorf("HTTP %d, %v, want the whole answer:\n%s", res.StatusCode, err, body)
+	}
+}
+
+// TestReloadKeepsLogins: IAP and Automation Gateway tokens live until the
+// server refuses them (401), so a reload that leaves a section's settings
+// as they were keeps its tokens: 30 reloads and scrapes cost one login per
+// IAP cluster and gateway. A reload that changes the IAP settings (a new
+// timeout here) logs in to IAP again; the gateway keeps its token.
+func TestReloadKeepsLogins(t *testing.T) {
+	sim, err := iapsim.Start(iapsim.Topology{
+		Users:   map[string]string{"monitor": "monitor-pw"},
+		Servers: []iapsim.ServerSpec{{Name: "iap-1", Role: "active"}, {Name: "iap-2", Role: "standby", Cluster: "iap-1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	gw, err := iagsim.Start(iagsim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yml")
+	writeFile(t, filepath.Join(dir, "iap-pw"), "monitor-pw\n")
+	writeFile(t, filepath.Join(dir, "gw-pw"), iagsim.DefaultPassword+"\n")
+	config := func(timeout string) string {
+		return fmt.Sprintf(`iap:
+  timeout: %s
+  auth: {username: monitor, password_file: iap-pw}
+  servers:
+    - {name: iap-1, url: %q, role: active, cluster: c}
+    - {name: iap-2, url: %q, role: standby, cluster: c}
+gateways:
+  - {name: g, url: %q, username: %q, password_file: gw-pw}
+`, timeout, sim.Server("iap-1").URL(), sim.Server("iap-2").URL(), gw.URL(), iagsim.DefaultUsername)
+	}
+	writeFile(t, file, config("5s"))
+	e, err := New(Options{ConfigFile: file, Collectors: []string{"iap", "gateway"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	iapLogins := func() int { return sim.Server("iap-1").Requests("/login") + sim.Server("iap-2").Requests("/login") }
+	scrape := func() {
+		t.Helper()
+		if code, body := get(t, e.MetricsHandler(), http.MethodGet, "/metrics", nil); code != http.StatusOK ||
+			!strings.Contains(body, `iap_ha_iap_api_up{server="iap-1",site="local"} 1`) || !strings.Contains(body, `iap_ha_gateway_up{gateway="g",site="local"} 1`) {
+			t.Fatalf("HTTP %d:\n%s", code, grep(body, "_up{"))
+		}
+	}
+	for range 30 {
+		if err := e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		scrape()
+	}
+	if n := iapLogins(); n != 1 {
+		t.Errorf("%d IAP logins over 30 reloads of the same settings, want 1", n)
+	}
+	if n := gw.Stats().Logins; n != 1 {
+		t.Errorf("%d gateway logins over 30 reloads of the same settings, want 1", n)
+	}
+	writeFile(t, file, config("6s"))
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	scrape()
+	if n := iapLogins(); n != 2 {
+		t.Errorf("%d IAP logins after the IAP settings changed, want 2", n)
+	}
+	if n := gw.Stats().Logins; n != 1 {
+		t.Errorf("%d gateway logins after a reload that left the gateway as it was, want 1", n)
+	}
+}
+
+// TestReloadEndpointDisabled: with the endpoint turned off, POST /-/reload
+// is refused (403, as Prometheus's lifecycle endpoints when disabled) and
+// changes nothing; Reload (SIGHUP) still works.
+func TestReloadEndpointDisabled(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, file, "rabbitmq:\n  - {name: a, urls: [\"http://"+closedPort(t)+"\"]}\n")
+	e, err := New(Options{ConfigFile: file, ReloadEndpointDisabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	writeFile(t, file, "rabbitmq:\n  - {name: b, urls: [\"http://"+closedPort(t)+"\"]}\n")
+	if code, body := get(t, e.ReloadHandler(), http.MethodPost, "/-/reload", nil); code != http.StatusForbidden {
+		t.Errorf("POST /-/reload: HTTP %d, want 403: %s", code, body)
+	}
+	if name := e.Config().RabbitMQ[0].Name; name != "a" {
+		t.Errorf("the refused reload loaded the new file (cluster %s)", name)
+	}
+	if err := e.Reload(); err != nil || e.Config().RabbitMQ[0].Name != "b" {
+		t.Errorf("Reload: %v, cluster %s, want b", err, e.Config().RabbitMQ[0].Name)
 	}
 }

@@ -85,6 +85,9 @@ func (s *Set[S]) Probe(ctx context.Context) []S {
 	return out
 }
 
+// Targets are the targets in configuration order.
+func (s *Set[S]) Targets() []Target[S] { return s.targets }
+
 // Close releases every target's pooled connections.
 func (s *Set[S]) Close() error {
 	var errs []error

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -327,6 +328,23 @@ func (c *Client) session(ctx context.Context) (string, error) {
 	c.token = token
 	c.mu.Unlock()
 	return token, nil
+}
+
+// KeepLogin gives c the token old holds, where c was built from the same
+// settings (a reload that changed nothing of this gateway's): a token lives
+// until the gateway refuses it, and a reload is no reason to log in again.
+func (c *Client) KeepLogin(old *Client) {
+	if !reflect.DeepEqual(c.cfg, old.cfg) {
+		return
+	}
+	old.mu.Lock()
+	token := old.token
+	old.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token == "" {
+		c.token = token
+	}
 }
 
 // forget drops token if it is still the current one, so that of many

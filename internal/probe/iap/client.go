@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -203,6 +204,36 @@ func (ss *session) get(ctx context.Context, s *server) (credential, error) {
 	}
 	ss.cred, ss.failure = cred, nil
 	return cred, nil
+}
+
+// KeepLogins gives p the tokens old holds, where p was built from the same
+// settings (a reload that changed nothing of IAP's): a token lives until a
+// server refuses it, and a reload is no reason to log in again.
+func (p *Prober) KeepLogins(old *Prober) {
+	if !reflect.DeepEqual(p.cfg, old.cfg) {
+		return
+	}
+	for i, s := range p.servers {
+		if s.session == nil || old.servers[i].session == nil {
+			continue
+		}
+		cred, ok := old.servers[i].session.current()
+		if ok && s.session.acquire(context.Background()) == nil {
+			if s.session.cred.token == "" {
+				s.session.cred = cred
+			}
+			s.session.release()
+		}
+	}
+}
+
+// current is the session's token, if it holds one.
+func (ss *session) current() (credential, bool) {
+	if ss.acquire(context.Background()) != nil {
+		return credential{}, false
+	}
+	defer ss.release()
+	return ss.cred, ss.cred.token != ""
 }
 
 // drop forgets a token the server refused, unless another call already
