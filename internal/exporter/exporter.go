@@ -50,7 +50,7 @@ type Options struct {
 	// ReloadEndpointDisabled has POST /-/reload refused (403); SIGHUP
 	// still reloads.
 	ReloadEndpointDisabled bool
-	Logger              *slog.Logger
+	Logger                 *slog.Logger
 }
 
 // A Reloader is a part of the binary that follows the configuration (the

@@ -72,3 +72,26 @@ func TestTransportFollowsNoRedirect(t *testing.T) {
 		t.Errorf("the other origin received %d requests:\n%s", len(got), strings.Join(got, "\n"))
 	}
 }
+
+// TestTransportRefusesHugeHeaders: an answer's header is read whole before
+// any size limit on its body applies; a target answering megabytes of
+// header must not cost megabytes per request (Go's default allows 10 MiB).
+func TestTransportRefusesHugeHeaders(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Huge", strings.Repeat("x", 1<<20))
+	}))
+	defer target.Close()
+	tr, err := NewTransport(HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.CloseIdleConnections()
+	res, err := tr.Client().Get(target.URL)
+	if err == nil {
+		res.Body.Close()
+		t.Fatal("a 1 MiB header was read")
+	}
+	if !strings.Contains(err.Error(), "header") {
+		t.Errorf("error %v, want one about the header's size", err)
+	}
+}
