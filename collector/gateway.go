@@ -19,6 +19,12 @@ func init() {
 // gatewayCollector reports the Automation Gateways: up, versions, devices per
 // inventory against capacity, and whether IAP's adapter for each gateway
 // agrees with the gateway's own answer.
+func (c *gatewayCollector) keepLogins(old Collector) {
+	if o, ok := old.(*gatewayCollector); ok {
+		gateway.KeepLogins(c.prober, o.prober)
+	}
+}
+
 type gatewayCollector struct {
 	prober *gateway.Prober
 

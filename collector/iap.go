@@ -56,6 +56,12 @@ type iapCollector struct {
 	prober *iap.Prober
 }
 
+func (c *iapCollector) keepLogins(old Collector) {
+	if o, ok := old.(*iapCollector); ok {
+		c.prober.KeepLogins(o.prober)
+	}
+}
+
 func newIAPCollector(cfg *config.Config, logger *slog.Logger) (Collector, error) {
 	if len(cfg.IAP.Servers) == 0 {
 		return nil, ErrNoData

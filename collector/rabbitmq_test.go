@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
 	"github.com/iapha/iap_ha_exporter/fixtures/recorded"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
@@ -74,5 +77,38 @@ func TestRabbitMQCollectorWithoutClusters(t *testing.T) {
 	}
 	if _, err := newRabbitMQCollector(&config.Config{RabbitMQ: []config.RabbitCluster{{Name: "dc1"}}}, promslog.NewNopLogger()); err == nil {
 		t.Error("a cluster without management URL was accepted")
+	}
+}
+
+// TestRabbitMQClusterHungPastTheDeadline: one cluster hangs (accepts and
+// never answers) with a timeout longer than the scrape's deadline. The
+// scrape still serves iap_ha_rabbitmq_up for every cluster: 1 for the one
+// that answered, 0 for the hung one, so that a node-down alert can fire.
+func TestRabbitMQClusterHungPastTheDeadline(t *testing.T) {
+	mute, err := hostile.StartMute()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	cfg := &config.Config{RabbitMQ: []config.RabbitCluster{
+		{Name: "good", Site: "dc1", URLs: []string{rabbitRecorded(t, "3.10/healthy")}, Timeout: model.Duration(time.Minute)},
+		{Name: "hung", Site: "dc1", URLs: []string{"http://" + mute.Addr()}, Timeout: model.Duration(time.Minute)},
+	}}
+	c, err := newRabbitMQCollector(cfg, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newScraperWith(cfg, promslog.NewNopLogger(), map[string]Collector{"rabbitmq": c})
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	scrape := s.Probe(ctx)
+	want := `# HELP iap_ha_rabbitmq_up Whether a management API of the cluster answered (1) or none did (0).
+# TYPE iap_ha_rabbitmq_up gauge
+iap_ha_rabbitmq_up{cluster="good"} 1
+iap_ha_rabbitmq_up{cluster="hung"} 0
+`
+	if err := testutil.CollectAndCompare(s.Metrics(scrape), strings.NewReader(want), "iap_ha_rabbitmq_up"); err != nil {
+		t.Error(err)
 	}
 }

@@ -87,6 +87,22 @@ func (s *Scraper) Config() *config.Config { return s.cfg }
 // Collectors names the collectors this Scraper runs.
 func (s *Scraper) Collectors() []string { return s.names }
 
+// loginKeeper is a collector that holds logins (tokens) a reload may carry
+// over from the collector it replaces.
+type loginKeeper interface {
+	keepLogins(old Collector)
+}
+
+// KeepLogins carries the logins of old's collectors over to s's, where
+// their settings did not change.
+func (s *Scraper) KeepLogins(old *Scraper) {
+	for name, c := range s.collectors {
+		if k, ok := c.(loginKeeper); ok && old.collectors[name] != nil {
+			k.keepLogins(old.collectors[name])
+		}
+	}
+}
+
 // Close releases the collectors' pooled connections once the scrapes that
 // still use them have finished.
 func (s *Scraper) Close() {
@@ -101,18 +117,29 @@ type probeResult struct {
 }
 
 // Probe runs every collector's probe concurrently and waits until all have
-// answered or ctx ends. A probe still running at the deadline is abandoned:
-// its part is left out (unknown) and it is counted as failed. Probes must
-// honour ctx themselves; this only guarantees the scrape is not held up.
+// answered or ctx ends. The probes' own deadline comes shortly before ctx's,
+// so that a collector reports the targets it finished (and the others
+// down). A probe still running at ctx's end is abandoned: its part is left
+// out (unknown) and it is counted as failed. Probes must honour their
+// context themselves; this only guarantees the scrape is not held up.
 func (s *Scraper) Probe(ctx context.Context) *Scrape {
 	s.inflight.Add(1)
 	defer s.inflight.Done()
 	start := time.Now()
+	// The probes' deadline comes a little before the scrape's: a probe cut
+	// at its deadline then still has time to report the targets it
+	// finished, where at the same instant it would race being abandoned.
+	probeCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		probeCtx, cancel = context.WithDeadline(ctx, deadline.Add(-reportReserve(time.Until(deadline))))
+		defer cancel()
+	}
 	// Buffered so that an abandoned probe can still send and exit.
 	results := make(chan probeResult, len(s.names))
 	for _, name := range s.names {
 		go func(name string, c Collector) {
-			results <- runProbe(ctx, name, c)
+			results <- runProbe(probeCtx, name, c)
 		}(name, s.collectors[name])
 	}
 
@@ -144,6 +171,12 @@ func (s *Scraper) Probe(ctx context.Context) *Scrape {
 	}
 	scrape.Verdict = topology.Evaluate(s.cfg, scrape.Snapshot)
 	return scrape
+}
+
+// reportReserve is the part of a scrape's budget left to the probes to
+// report once their own deadline has passed: a tenth, at most 250 ms.
+func reportReserve(budget time.Duration) time.Duration {
+	return min(budget/10, 250*time.Millisecond)
 }
 
 // runProbe runs one probe and turns a panic into that collector's failure.

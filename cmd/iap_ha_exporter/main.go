@@ -5,11 +5,12 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
@@ -45,10 +46,14 @@ func run(args []string, stdout, stderr *os.File) int {
 				Default("/metrics").String()
 		maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrape requests; 0 disables the limit.").
 				Default("40").Int()
+		enableReload = app.Flag("web.enable-reload", "Serve POST /-/reload (SIGHUP reloads either way). Anyone who reaches it can have the configuration read again and the targets logged in to: put it behind --web.config.file's basic auth or TLS client certificates, or turn it off with --no-web.enable-reload.").
+				Default("true").Bool()
+		maxConnections = app.Flag("web.max-connections", "Maximum number of open connections on each listener (at most half the open-file limit); 0 disables the limit.").
+				Default(strconv.Itoa(exporter.DefaultMaxConnections)).Int()
 		timeoutOffset = app.Flag("scrape.timeout-offset", "Subtracted from Prometheus's scrape timeout so the answer arrives in time.").
-				Default("500ms").Duration()
+				Default(exporter.DefaultTimeoutOffset.String()).Duration()
 		defaultTimeout = app.Flag("scrape.default-timeout", "Scrape deadline when the request carries no X-Prometheus-Scrape-Timeout-Seconds header.").
-				Default("10s").Duration()
+				Default(exporter.DefaultTimeout.String()).Duration()
 		toolkitFlags = kingpinflag.AddFlags(app, defaultPort)
 		remFlags     = addRemediationFlags(app)
 	)
@@ -73,11 +78,12 @@ func run(args []string, stdout, stderr *os.File) int {
 	logger.Info("starting iap_ha_exporter", "version", version.Info(), "build_context", version.BuildContext())
 
 	opts := exporter.Options{
-		ConfigFile:          *configFile,
-		DefaultTimeout:      *defaultTimeout,
-		TimeoutOffset:       *timeoutOffset,
-		MaxRequestsInFlight: *maxRequests,
-		Logger:              logger,
+		ConfigFile:             *configFile,
+		DefaultTimeout:         *defaultTimeout,
+		TimeoutOffset:          *timeoutOffset,
+		MaxRequestsInFlight:    *maxRequests,
+		ReloadEndpointDisabled: !*enableReload,
+		Logger:                 logger,
 	}
 	if code, handled := remFlags.run(command, opts, stdout, stderr); handled {
 		return code
@@ -102,7 +108,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	mux.Handle("/-/reload", exp.ReloadHandler())
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Ready") })
-	receiver, stopRemediation, err := remFlags.serve(exp, mux, toolkitFlags, logger)
+	receiver, stopRemediation, err := remFlags.serve(exp, mux, toolkitFlags, listenOptions{*defaultTimeout, *maxConnections}, logger)
 	if err != nil {
 		logger.Error("cannot start the remediation receiver", "err", err)
 		return 1
@@ -138,12 +144,18 @@ func run(args []string, stdout, stderr *os.File) int {
 		mux.Handle("/", landing)
 	}
 
-	server := &http.Server{Handler: mux, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
-	if err := web.ListenAndServe(server, toolkitFlags, logger); err != nil {
+	server := exporter.NewServer(mux, *defaultTimeout, logger)
+	if err := exporter.ListenAndServe(server, toolkitFlags, *maxConnections, logger); err != nil {
 		logger.Error("server stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// listenOptions are what every listener of the binary shares.
+type listenOptions struct {
+	defaultScrapeTimeout time.Duration
+	maxConnections       int
 }
 
 // checkConfig validates a configuration file the way a start or a reload

@@ -187,7 +187,7 @@ func scrapeOf(exp *exporter.Exporter) remediation.ScrapeFunc {
 // serve starts the receiver when configured: on mux, or on a listener of
 // its own behind the same web config. The returned func stops it; the
 // receiver is nil when remediation is not configured.
-func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, toolkit *web.FlagConfig, logger *slog.Logger) (*remediation.Receiver, func(), error) {
+func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, toolkit *web.FlagConfig, lo listenOptions, logger *slog.Logger) (*remediation.Receiver, func(), error) {
 	if *f.configFile == "" {
 		return nil, func() {}, nil
 	}
@@ -232,14 +232,14 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 	}
 	own := http.NewServeMux()
 	own.Handle(remediationPath, r)
-	server := &http.Server{Handler: own, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
+	server := exporter.NewServer(own, lo.defaultScrapeTimeout, logger)
 	systemd := false
 	go func() {
-		err := web.ListenAndServe(server, &web.FlagConfig{
+		err := exporter.ListenAndServe(server, &web.FlagConfig{
 			WebListenAddresses: &[]string{*f.listenAddress},
 			WebSystemdSocket:   &systemd,
 			WebConfigFile:      toolkit.WebConfigFile,
-		}, logger)
+		}, lo.maxConnections, logger)
 		if !errors.Is(err, http.ErrServerClosed) {
 			// Alertmanager cannot reach a receiver that does not listen:
 			// stop, as the exporter does when its own listener fails.

@@ -36,11 +36,13 @@ const (
 
 // Defaults.
 const (
-	DefaultIAPTimeout      = 5 * time.Second
-	DefaultHealthTimeout   = time.Second // Itential recommends 1 s for /health/status
-	DefaultMongoTimeout    = 5 * time.Second
-	DefaultRedisTimeout    = 2 * time.Second
-	DefaultRabbitMQTimeout = 10 * time.Second
+	DefaultIAPTimeout    = 5 * time.Second
+	DefaultHealthTimeout = time.Second // Itential recommends 1 s for /health/status
+	DefaultMongoTimeout  = 5 * time.Second
+	DefaultRedisTimeout  = 2 * time.Second
+	// Under the usual scrape deadline (10 s less the 500 ms offset), so
+	// that a hung cluster is reported down rather than cut with the rest.
+	DefaultRabbitMQTimeout = 8 * time.Second
 	DefaultGatewayTimeout  = 5 * time.Second
 	DefaultGatewayCapacity = 5000
 	DefaultSentinelMaster  = "itentialmaster"

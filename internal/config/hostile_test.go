@@ -78,3 +78,53 @@ func TestIrregularFiles(t *testing.T) {
 		})
 	}
 }
+
+// badAddressesWithPasswords are URLs and addresses carrying the password
+// pw-Zq8Lk3 that the configuration refuses: a malformed URL (a bad escape,
+// one inside the password, a space, no scheme), a Sentinel address written
+// as a Redis URL, and map keys that should have been host:port. The
+// problems must name the field without quoting the password.
+var badAddressesWithPasswords = map[string]string{
+	"bad escape":           "rabbitmq:\n  - {name: r, urls: [\"http://admin:pw-Zq8Lk3@host:15672/%zz\"]}\n",
+	"escape in password":   "rabbitmq:\n  - {name: r, urls: [\"http://admin:pw-Zq8Lk3%zz@host:15672\"]}\n",
+	"space":                "gateways:\n  - {name: g, url: \"http://admin:pw-Zq8Lk3@ho st:8083\"}\n",
+	"no scheme":            "iap:\n  servers:\n    - {name: i, url: \"admin:pw-Zq8Lk3@host:3000\"}\n",
+	"path only":            "iap:\n  servers:\n    - {name: i, url: \"/admin:pw-Zq8Lk3@host:3000\"}\n",
+	"sentinel redis URL":   "redis:\n  - {name: g, sentinels: [{address: \"redis://:pw-Zq8Lk3@host:26379\"}]}\n",
+	"sentinel no port":     "redis:\n  - {name: g, sentinels: [{address: \":pw-Zq8Lk3@host\"}]}\n",
+	"sentinel bad port":    "redis:\n  - {name: g, sentinels: [{address: \"u:pw-Zq8Lk3@host:x\"}]}\n",
+	"member_sites key":     "mongodb:\n  - {name: rs, uri: \"mongodb://h:27017/?replicaSet=rs\", member_sites: {\"u:pw-Zq8Lk3@h:27017\": nowhere}}\n",
+	"rabbit node_sites":    "rabbitmq:\n  - {name: r, urls: [\"http://h:15672\"], node_sites: {\"u:pw-Zq8Lk3@rmq1\": nowhere}}\n",
+	"redis node_sites key": "redis:\n  - {name: g, sentinels: [{address: \"h:26379\"}], node_sites: {\"u:pw-Zq8Lk3@h:6379\": nowhere}}\n",
+}
+
+func TestProblemsNeverQuoteAPassword(t *testing.T) {
+	for name, yaml := range badAddressesWithPasswords {
+		_, err := Parse([]byte(yaml), t.TempDir())
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		for _, leak := range []string{"pw-Zq8Lk3", "Zq8"} {
+			if strings.Contains(err.Error(), leak) {
+				t.Errorf("%s: the problem quotes the password: %v", name, err)
+				break
+			}
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://admin:pw@host:1/x":     "http://xxxxx@host:1/x",
+		"redis://:pw@host:26379":       "redis://xxxxx@host:26379",
+		"admin:pw@host:3000":           "xxxxx@host:3000",
+		"http://a:b@c@host/%zz":        "http://xxxxx@host/%zz",
+		"http://host:3000/path":        "http://host:3000/path",
+		"parse \"http://u:p@h\": oops": "parse \"http://xxxxx@h\": oops",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

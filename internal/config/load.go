@@ -122,7 +122,7 @@ func walk(n *yaml.Node, t reflect.Type, path string, lines map[string]int, probl
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			walk(n.Content[i+1], t.Elem(), fmt.Sprintf("%s[%q]", path, n.Content[i].Value), lines, problems)
+			walk(n.Content[i+1], t.Elem(), keyPath(path, n.Content[i].Value), lines, problems)
 		}
 	}
 }

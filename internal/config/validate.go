@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -317,10 +318,10 @@ func (v *validator) mongo(r *ReplicaSet, p string, names map[string]bool) {
 	}
 	for member, site := range r.MemberSites {
 		if _, _, err := net.SplitHostPort(member); err != nil {
-			v.addf(fmt.Sprintf("%s.member_sites[%q]", p, member), "must be host:port")
+			v.addf(keyPath(p+".member_sites", member), "must be host:port")
 		}
 		if !v.sites[site] {
-			v.addf(fmt.Sprintf("%s.member_sites[%q]", p, member), "site %q is not declared under sites", site)
+			v.addf(keyPath(p+".member_sites", member), "site %q is not declared under sites", site)
 		}
 	}
 	v.optionalTLS(p+".tls_config", r.TLS)
@@ -353,7 +354,7 @@ func (v *validator) redis(g *SentinelGroup, p, defaultSite string, names map[str
 	v.credentials(p+".auth", &g.Auth, false)
 	for node, site := range g.NodeSites {
 		if !v.sites[site] {
-			v.addf(fmt.Sprintf("%s.node_sites[%q]", p, node), "site %q is not declared under sites", site)
+			v.addf(keyPath(p+".node_sites", node), "site %q is not declared under sites", site)
 		}
 	}
 	v.optionalTLS(p+".tls_config", g.TLS)
@@ -375,7 +376,7 @@ func (v *validator) rabbit(r *RabbitCluster, p, defaultSite string, names map[st
 	v.credentials(p, &r.Credentials, false)
 	for node, site := range r.NodeSites {
 		if !v.sites[site] {
-			v.addf(fmt.Sprintf("%s.node_sites[%q]", p, node), "site %q is not declared under sites", site)
+			v.addf(keyPath(p+".node_sites", node), "site %q is not declared under sites", site)
 		}
 	}
 	v.optionalTLS(p+".tls_config", r.TLS)
@@ -434,7 +435,14 @@ func (v *validator) url(p, raw string, schemes ...string) *url.URL {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		v.addf(p, "is not a URL: %v", err)
+		// url.Error quotes the whole URL, and an escape error the bad
+		// escape, which may be in the password: quote neither as is.
+		var ue *url.Error
+		if errors.As(err, &ue) && !strings.Contains(raw, "@") {
+			v.addf(p, "is not a URL: %q: %v", raw, ue.Err)
+		} else {
+			v.addf(p, "is not a URL: %q", RedactURL(raw))
+		}
 		return nil
 	}
 	ok := false
@@ -442,7 +450,7 @@ func (v *validator) url(p, raw string, schemes ...string) *url.URL {
 		ok = ok || u.Scheme == s
 	}
 	if !ok || u.Host == "" {
-		v.addf(p, "must be an absolute %s URL with a host, not %q", strings.Join(schemes, " or "), u.Redacted())
+		v.addf(p, "must be an absolute %s URL with a host, not %q", strings.Join(schemes, " or "), RedactURL(raw))
 		return nil
 	}
 	if u.User != nil {
@@ -459,11 +467,11 @@ func (v *validator) hostPort(p, addr string) {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" {
-		v.addf(p, "must be host:port, not %q", addr)
+		v.addf(p, "must be host:port, not %q", RedactURL(addr))
 		return
 	}
 	if n, err := net.LookupPort("tcp", port); err != nil || n == 0 {
-		v.addf(p, "has no valid port: %q", addr)
+		v.addf(p, "has no valid port: %q", RedactURL(addr))
 	}
 }
 
@@ -513,4 +521,10 @@ func (v *validator) tls(p string, t *promconfig.TLSConfig) {
 	if _, err := promconfig.NewTLSConfig(t); err != nil {
 		v.addf(p, "%v", err)
 	}
+}
+
+// keyPath is the path of a map entry whose key is an address, which may
+// carry credentials by mistake.
+func keyPath(p, key string) string {
+	return fmt.Sprintf("%s[%q]", p, RedactURL(key))
 }

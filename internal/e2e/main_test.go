@@ -69,6 +69,13 @@ func startExporter(t *testing.T, args ...string) *exporter {
 	return startExporterUnder(t, nil, args...)
 }
 
+// startExporterWithFileLimit is startExporter with the process's open-file
+// limit set to files.
+func startExporterWithFileLimit(t *testing.T, files int, args ...string) *exporter {
+	t.Helper()
+	return startExporterUnder(t, []string{"sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, files)}, args...)
+}
+
 // startExporterUnder is startExporter with the binary run by the command
 // wrapper (a shell setting a limit, say), which must exec it with the
 // arguments that follow.

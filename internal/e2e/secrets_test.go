@@ -255,3 +255,48 @@ func grep(s, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestMalformedAddressesKeepTheirPasswords: a URL or address that the
+// configuration refuses (malformed, so not parsed into parts that could be
+// redacted) may carry a password. --config.check, a refused /-/reload and
+// the log name the field and never quote the password.
+func TestMalformedAddressesKeepTheirPasswords(t *testing.T) {
+	const pw = "pw-Ux5Hn2"
+	bad := map[string]string{
+		"bad escape":         "rabbitmq:\n  - {name: r, urls: [\"http://admin:" + pw + "@host:15672/%zz\"]}\n",
+		"escape in password": "rabbitmq:\n  - {name: r, urls: [\"http://admin:" + pw + "%zz@host:15672\"]}\n",
+		"space":              "gateways:\n  - {name: g, url: \"http://admin:" + pw + "@ho st:8083\"}\n",
+		"no scheme":          "iap:\n  servers:\n    - {name: i, url: \"admin:" + pw + "@host:3000\"}\n",
+		"sentinel URL":       "redis:\n  - {name: g, sentinels: [{address: \"redis://:" + pw + "@host:26379\"}]}\n",
+		"member_sites key":   "mongodb:\n  - {name: rs, uri: \"mongodb://h:27017/?replicaSet=rs\", member_sites: {\"u:" + pw + "@h:27017\": nowhere}}\n",
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yml")
+	good := "rabbitmq:\n  - {name: good, urls: [\"http://" + closedAddr(t) + "\"]}\n"
+	writeFile(t, file, good)
+	exp := startExporter(t, "--config.file", file)
+	for name, cfg := range bad {
+		check := filepath.Join(dir, "check.yml")
+		writeFile(t, check, cfg)
+		out, err := exec.Command(binary, "--config.check", "--config.file", check).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "invalid configuration") {
+			t.Errorf("--config.check of %s: %v, want it refused:\n%s", name, err, out)
+		}
+		if strings.Contains(string(out), pw) {
+			t.Errorf("--config.check of %s quotes the password:\n%s", name, out)
+		}
+		writeFile(t, file, cfg)
+		code, body := post(t, "http://"+exp.addr+"/-/reload", "", "")
+		if code != http.StatusInternalServerError || !strings.Contains(body, "invalid configuration") {
+			t.Errorf("reload of %s: HTTP %d, want it refused: %s", name, code, body)
+		}
+		if strings.Contains(body, pw) {
+			t.Errorf("the reload of %s answers with the password: %s", name, body)
+		}
+	}
+	writeFile(t, file, good)
+	exp.stop()
+	if logs := exp.output.String(); strings.Contains(logs, pw) {
+		t.Errorf("the log quotes the password:\n%s", grep(logs, pw))
+	}
+}

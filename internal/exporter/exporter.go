@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -24,6 +25,14 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
+// The defaults of --scrape.default-timeout and --scrape.timeout-offset:
+// Prometheus's default scrape_timeout is 10 s, and the offset leaves time
+// for the answer to travel.
+const (
+	DefaultTimeout       = 10 * time.Second
+	DefaultTimeoutOffset = 500 * time.Millisecond
+)
+
 // Options configure an Exporter.
 type Options struct {
 	// ConfigFile is the YAML configuration; empty means config.Default().
@@ -38,7 +47,10 @@ type Options struct {
 	TimeoutOffset  time.Duration
 	// MaxRequestsInFlight caps concurrent /metrics requests (0: no cap).
 	MaxRequestsInFlight int
-	Logger              *slog.Logger
+	// ReloadEndpointDisabled has POST /-/reload refused (403); SIGHUP
+	// still reloads.
+	ReloadEndpointDisabled bool
+	Logger                 *slog.Logger
 }
 
 // A Reloader is a part of the binary that follows the configuration (the
@@ -72,7 +84,7 @@ func New(opts Options) (*Exporter, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.DefaultTimeout <= 0 {
-		opts.DefaultTimeout = 10 * time.Second
+		opts.DefaultTimeout = DefaultTimeout
 	}
 	e := &Exporter{
 		opts:     opts,
@@ -154,6 +166,9 @@ func (e *Exporter) reload() error {
 		}
 		applies, discards = append(applies, apply), append(discards, discard)
 	}
+	if old := e.scraper.Load(); old != nil {
+		s.KeepLogins(old)
+	}
 	if old := e.scraper.Swap(s); old != nil {
 		go old.Close() // waits for scrapes still using it
 	}
@@ -216,6 +231,10 @@ func (e *Exporter) Scrape(ctx context.Context) (*collector.Scrape, *collector.Sc
 	return res.scrape, res.scraper, nil
 }
 
+// MaxScrapeTimeout is the longest scrape timeout a request may ask for;
+// the HTTP server's write deadline of /metrics follows the timeout.
+const MaxScrapeTimeout = time.Hour
+
 // timeout is the scrape budget: Prometheus's own timeout header less the
 // offset, or the default.
 func (e *Exporter) timeout(r *http.Request) (time.Duration, error) {
@@ -224,8 +243,10 @@ func (e *Exporter) timeout(r *http.Request) (time.Duration, error) {
 		return e.opts.DefaultTimeout, nil
 	}
 	secs, err := strconv.ParseFloat(h, 64)
-	if err != nil || secs <= 0 {
-		return 0, fmt.Errorf("invalid X-Prometheus-Scrape-Timeout-Seconds %q", h)
+	// Checked before the conversion: NaN passes every comparison but ==,
+	// and Inf or a huge value overflows a time.Duration into no deadline.
+	if err != nil || math.IsNaN(secs) || secs <= 0 || secs > MaxScrapeTimeout.Seconds() {
+		return 0, fmt.Errorf("invalid X-Prometheus-Scrape-Timeout-Seconds %q: want seconds, more than 0 and at most %s", h, MaxScrapeTimeout)
 	}
 	t := time.Duration(secs*float64(time.Second)) - e.opts.TimeoutOffset
 	if t <= 0 {
@@ -256,6 +277,7 @@ func (e *Exporter) MetricsHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		extendDeadlines(w, timeout)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		scrape, scraper, err := e.Scrape(ctx)
@@ -281,6 +303,10 @@ func (e *Exporter) MetricsHandler() http.Handler {
 // ReloadHandler serves POST /-/reload.
 func (e *Exporter) ReloadHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.opts.ReloadEndpointDisabled {
+			http.Error(w, "the reload endpoint is disabled (--no-web.enable-reload); send SIGHUP to reload", http.StatusForbidden)
+			return
+		}
 		if r.Method != http.MethodPost && r.Method != http.MethodPut {
 			w.Header().Set("Allow", "POST, PUT")
 			http.Error(w, "use POST to reload the configuration", http.StatusMethodNotAllowed)

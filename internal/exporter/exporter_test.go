@@ -3,6 +3,7 @@ package exporter
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +19,9 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
+	"github.com/iapha/iap_ha_exporter/fixtures/iagsim"
+	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
@@ -214,6 +218,17 @@ func TestScrapeTimeoutFromHeader(t *testing.T) {
 		{"0.4", 0, true},
 		{"soon", 0, true},
 		{"-1", 0, true},
+		// Not a timeout (NaN compares false with everything, Inf and huge
+		// values overflow a time.Duration): refused, never a scrape
+		// without a deadline.
+		{"NaN", 0, true},
+		{"Inf", 0, true},
+		{"+Inf", 0, true},
+		{"-Inf", 0, true},
+		{"1e300", 0, true},
+		{"9.3e9", 0, true},
+		{"3601", 0, true},
+		{"3600", time.Hour - 500*time.Millisecond, false},
 	} {
 		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 		if c.header != "" {
@@ -401,5 +416,160 @@ func BenchmarkMetricsHandler(b *testing.B) {
 		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
+	}
+}
+
+// TestDefaultTargetTimeoutsFitTheDefaultDeadline: a target's own timeout
+// longer than the scrape deadline (Prometheus's default scrape_timeout of
+// 10 s less the offset) lets one hung target run into the deadline, where
+// it is cut rather than reported down. Every default timeout fits, with
+// the collectors' reserve for reporting (a tenth, at most 250 ms) to spare.
+func TestDefaultTargetTimeoutsFitTheDefaultDeadline(t *testing.T) {
+	deadline := DefaultTimeout - DefaultTimeoutOffset - 250*time.Millisecond
+	for name, d := range map[string]time.Duration{
+		"iap":        config.DefaultIAPTimeout,
+		"iap health": config.DefaultHealthTimeout,
+		"mongodb":    config.DefaultMongoTimeout,
+		"redis":      config.DefaultRedisTimeout,
+		"rabbitmq":   config.DefaultRabbitMQTimeout,
+		"gateway":    config.DefaultGatewayTimeout,
+	} {
+		if d >= deadline {
+			t.Errorf("the default %s timeout %s does not fit under the default scrape deadline %s", name, d, deadline)
+		}
+	}
+}
+
+// TestLongScrapeOutlivesServerTimeouts: Go cancels a request's context
+// when the server's ReadTimeout passes, and cuts the answer at its
+// WriteTimeout. A scrape whose header asks for longer than both still
+// answers in full: /metrics moves its own deadlines.
+func TestLongScrapeOutlivesServerTimeouts(t *testing.T) {
+	mute, err := hostile.StartMute()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	file := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, file, "rabbitmq:\n  - {name: hung, timeout: 1m, urls: [\"http://"+mute.Addr()+"\"]}\n")
+	e, err := New(Options{ConfigFile: file, TimeoutOffset: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	srv := httptest.NewUnstartedServer(e.MetricsHandler())
+	srv.Config = NewServer(e.MetricsHandler(), time.Second, slog.New(slog.DiscardHandler))
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = time.Second, time.Second
+	srv.Start()
+	defer srv.Close()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "3")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a 3 s scrape behind 1 s server timeouts: %v", err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK || !strings.Contains(string(body), `iap_ha_rabbitmq_up{cluster="hung"} 0`) {
+		t.Errorf("HTTP %d, %v, want the whole answer:\n%s", res.StatusCode, err, body)
+	}
+}
+
+// TestReloadKeepsLogins: IAP and Automation Gateway tokens live until the
+// server refuses them (401), so a reload that leaves a section's settings
+// as they were keeps its tokens: 30 reloads and scrapes cost one login per
+// IAP cluster and gateway. A reload that changes the IAP settings (a new
+// timeout here) logs in to IAP again; the gateway keeps its token.
+func TestReloadKeepsLogins(t *testing.T) {
+	sim, err := iapsim.Start(iapsim.Topology{
+		Users:   map[string]string{"monitor": "monitor-pw"},
+		Servers: []iapsim.ServerSpec{{Name: "iap-1", Role: "active"}, {Name: "iap-2", Role: "standby", Cluster: "iap-1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	gw, err := iagsim.Start(iagsim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yml")
+	writeFile(t, filepath.Join(dir, "iap-pw"), "monitor-pw\n")
+	writeFile(t, filepath.Join(dir, "gw-pw"), iagsim.DefaultPassword+"\n")
+	config := func(timeout string) string {
+		return fmt.Sprintf(`iap:
+  timeout: %s
+  auth: {username: monitor, password_file: iap-pw}
+  servers:
+    - {name: iap-1, url: %q, role: active, cluster: c}
+    - {name: iap-2, url: %q, role: standby, cluster: c}
+gateways:
+  - {name: g, url: %q, username: %q, password_file: gw-pw}
+`, timeout, sim.Server("iap-1").URL(), sim.Server("iap-2").URL(), gw.URL(), iagsim.DefaultUsername)
+	}
+	writeFile(t, file, config("5s"))
+	e, err := New(Options{ConfigFile: file, Collectors: []string{"iap", "gateway"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	iapLogins := func() int { return sim.Server("iap-1").Requests("/login") + sim.Server("iap-2").Requests("/login") }
+	scrape := func() {
+		t.Helper()
+		if code, body := get(t, e.MetricsHandler(), http.MethodGet, "/metrics", nil); code != http.StatusOK ||
+			!strings.Contains(body, `iap_ha_iap_api_up{server="iap-1",site="local"} 1`) || !strings.Contains(body, `iap_ha_gateway_up{gateway="g",site="local"} 1`) {
+			t.Fatalf("HTTP %d:\n%s", code, grep(body, "_up{"))
+		}
+	}
+	for range 30 {
+		if err := e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		scrape()
+	}
+	if n := iapLogins(); n != 1 {
+		t.Errorf("%d IAP logins over 30 reloads of the same settings, want 1", n)
+	}
+	if n := gw.Stats().Logins; n != 1 {
+		t.Errorf("%d gateway logins over 30 reloads of the same settings, want 1", n)
+	}
+	writeFile(t, file, config("6s"))
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	scrape()
+	if n := iapLogins(); n != 2 {
+		t.Errorf("%d IAP logins after the IAP settings changed, want 2", n)
+	}
+	if n := gw.Stats().Logins; n != 1 {
+		t.Errorf("%d gateway logins after a reload that left the gateway as it was, want 1", n)
+	}
+}
+
+// TestReloadEndpointDisabled: with the endpoint turned off, POST /-/reload
+// is refused (403, as Prometheus's lifecycle endpoints when disabled) and
+// changes nothing; Reload (SIGHUP) still works.
+func TestReloadEndpointDisabled(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, file, "rabbitmq:\n  - {name: a, urls: [\"http://"+closedPort(t)+"\"]}\n")
+	e, err := New(Options{ConfigFile: file, ReloadEndpointDisabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	writeFile(t, file, "rabbitmq:\n  - {name: b, urls: [\"http://"+closedPort(t)+"\"]}\n")
+	if code, body := get(t, e.ReloadHandler(), http.MethodPost, "/-/reload", nil); code != http.StatusForbidden {
+		t.Errorf("POST /-/reload: HTTP %d, want 403: %s", code, body)
+	}
+	if name := e.Config().RabbitMQ[0].Name; name != "a" {
+		t.Errorf("the refused reload loaded the new file (cluster %s)", name)
+	}
+	if err := e.Reload(); err != nil || e.Config().RabbitMQ[0].Name != "b" {
+		t.Errorf("Reload: %v, cluster %s, want b", err, e.Config().RabbitMQ[0].Name)
 	}
 }

@@ -6,7 +6,7 @@ package probe
 import (
 	"context"
 	"errors"
-	"sync"
+	"fmt"
 )
 
 // Target is one probed instance of a component: a replica set, a Sentinel
@@ -14,6 +14,10 @@ import (
 // it returns, never as an error: a target that is down is a fact.
 type Target[S any] interface {
 	Probe(ctx context.Context) S
+	// Unfinished is the state of a target whose probe did not finish by
+	// the deadline: what a probe cut at its deadline reports, down with
+	// err as the reason.
+	Unfinished(err error) S
 	Close() error
 }
 
@@ -38,16 +42,51 @@ func NewSet[C, S any](configs []C, build func(C) (Target[S], error)) (*Set[S], e
 }
 
 // Probe probes every target concurrently, each within ctx and its own
-// timeout, and returns their states in configuration order.
+// timeout, and returns their states in configuration order. It returns by
+// ctx's end even where a target overruns it: the targets that finished
+// report what they found, the others are Unfinished, so that one hung
+// target never hides the rest.
 func (s *Set[S]) Probe(ctx context.Context) []S {
 	out := make([]S, len(s.targets))
-	var wg sync.WaitGroup
+	// Each goroutine writes its own slot of results, read only once its
+	// index arrives on done; one abandoned at the deadline writes unread.
+	results := make([]S, len(s.targets))
+	done := make(chan int, len(s.targets))
 	for i, t := range s.targets {
-		wg.Go(func() { out[i] = t.Probe(ctx) })
+		go func() {
+			results[i] = t.Probe(ctx)
+			done <- i
+		}()
 	}
-	wg.Wait()
+	finished := make([]bool, len(s.targets))
+	for pending := len(s.targets); pending > 0; pending-- {
+		select {
+		case i := <-done:
+			out[i], finished[i] = results[i], true
+		case <-ctx.Done():
+			// Those that finished as the deadline came still count.
+			for drained := false; !drained; {
+				select {
+				case i := <-done:
+					out[i], finished[i] = results[i], true
+				default:
+					drained = true
+				}
+			}
+			err := fmt.Errorf("probe did not finish before the scrape deadline: %w", ctx.Err())
+			for i, t := range s.targets {
+				if !finished[i] {
+					out[i] = t.Unfinished(err)
+				}
+			}
+			return out
+		}
+	}
 	return out
 }
+
+// Targets are the targets in configuration order.
+func (s *Set[S]) Targets() []Target[S] { return s.targets }
 
 // Close releases every target's pooled connections.
 func (s *Set[S]) Close() error {

@@ -23,6 +23,9 @@ func (f fakeTarget) Probe(ctx context.Context) string {
 	}
 }
 
+// Unfinished is what Probe says when cut.
+func (f fakeTarget) Unfinished(error) string { return f.name + " cut" }
+
 func (f fakeTarget) Close() error {
 	*f.closed = append(*f.closed, f.name)
 	return nil
@@ -66,5 +69,29 @@ func TestNewSetClosesWhatItBuiltOnError(t *testing.T) {
 	})
 	if err == nil || !slices.Equal(closed, []string{"a", "b"}) {
 		t.Fatalf("err %v, closed %v; want an error and a, b closed", err, closed)
+	}
+}
+
+// hungTarget ignores its context: a probe stuck where no deadline reaches.
+type hungTarget struct{ release chan struct{} }
+
+func (h hungTarget) Probe(context.Context) string { <-h.release; return "hung" }
+func (h hungTarget) Unfinished(err error) string  { return "unfinished: " + err.Error() }
+func (h hungTarget) Close() error                 { return nil }
+
+// TestSetReportsWhatFinishedAtTheDeadline: a target that overruns the
+// deadline (here one that ignores it altogether) is reported unfinished and
+// never hides the targets that did finish.
+func TestSetReportsWhatFinishedAtTheDeadline(t *testing.T) {
+	var closed []string
+	hung := hungTarget{release: make(chan struct{})}
+	defer close(hung.release)
+	s := &Set[string]{targets: []Target[string]{fakeTarget{name: "a", closed: &closed}, hung, fakeTarget{name: "c", closed: &closed}}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	got := s.Probe(ctx)
+	want := []string{"a", "unfinished: probe did not finish before the scrape deadline: context deadline exceeded", "c"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Probe = %q, want %q", got, want)
 	}
 }

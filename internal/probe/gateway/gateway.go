@@ -17,15 +17,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	promconfig "github.com/prometheus/common/config"
-
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
@@ -71,17 +71,16 @@ type Client struct {
 func NewClient(cfg config.Gateway, logger *slog.Logger) (*Client, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("gateway %q: url %q is not an http(s) URL", cfg.Name, cfg.URL)
+		return nil, fmt.Errorf("gateway %q: url %q is not an http(s) URL", cfg.Name, config.RedactURL(cfg.URL))
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
 	// poll, status and every inventory run at once.
-	transport.MaxIdleConnsPerHost = 2 + len(Inventories)
-	if cfg.TLS != nil {
-		tlsConfig, err := promconfig.NewTLSConfig(cfg.TLS)
-		if err != nil {
-			return nil, fmt.Errorf("gateway %q: %w", cfg.Name, err)
-		}
-		transport.TLSClientConfig = tlsConfig
+	transport, err := probe.NewTransport(probe.HTTPOptions{
+		TLS:                  cfg.TLS,
+		MaxIdleConnsPerHost:  2 + len(Inventories),
+		ProxyFromEnvironment: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway %q: %w", cfg.Name, err)
 	}
 	c := &Client{
 		cfg:       cfg,
@@ -89,7 +88,7 @@ func NewClient(cfg config.Gateway, logger *slog.Logger) (*Client, error) {
 		base:      strings.TrimRight(cfg.URL, "/") + apiBase,
 		timeout:   time.Duration(cfg.Timeout),
 		capacity:  cfg.Capacity,
-		http:      &http.Client{Transport: transport},
+		http:      transport.Client(),
 		logger:    logger.With("gateway", cfg.Name),
 		loginSlot: make(chan struct{}, 1),
 	}
@@ -120,13 +119,7 @@ func (c *Client) Probe(ctx context.Context) topology.Gateway {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	g := topology.Gateway{
-		Name:     c.name,
-		URL:      c.cfg.URL,
-		Site:     c.cfg.Site,
-		Capacity: c.capacity,
-		Adapter:  c.cfg.Adapter,
-	}
+	g := c.state()
 	var (
 		wg               sync.WaitGroup
 		pollErr, authErr error
@@ -154,6 +147,24 @@ func (c *Client) Probe(ctx context.Context) topology.Gateway {
 		c.logger.Debug("gateway probe failed", "up", g.Up, "err", err)
 	}
 	return g
+}
+
+// Unfinished is the gateway down with err, for a probe cut by the deadline.
+func (c *Client) Unfinished(err error) topology.Gateway {
+	g := c.state()
+	g.Error = err.Error()
+	return g
+}
+
+// state is the gateway as configured, before a probe learns anything.
+func (c *Client) state() topology.Gateway {
+	return topology.Gateway{
+		Name:     c.name,
+		URL:      c.cfg.URL,
+		Site:     c.cfg.Site,
+		Capacity: c.capacity,
+		Adapter:  c.cfg.Adapter,
+	}
 }
 
 // probeAuthenticated fills in the versions and device counts of g. It logs
@@ -317,6 +328,23 @@ func (c *Client) session(ctx context.Context) (string, error) {
 	c.token = token
 	c.mu.Unlock()
 	return token, nil
+}
+
+// KeepLogin gives c the token old holds, where c was built from the same
+// settings (a reload that changed nothing of this gateway's): a token lives
+// until the gateway refuses it, and a reload is no reason to log in again.
+func (c *Client) KeepLogin(old *Client) {
+	if !reflect.DeepEqual(c.cfg, old.cfg) {
+		return
+	}
+	old.mu.Lock()
+	token := old.token
+	old.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token == "" {
+		c.token = token
+	}
 }
 
 // forget drops token if it is still the current one, so that of many

@@ -5,6 +5,10 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,6 +17,7 @@ import (
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
 	"github.com/iapha/iap_ha_exporter/fixtures/iagsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
@@ -292,5 +297,40 @@ func TestProbeOverTLS(t *testing.T) {
 	cfg.TLS = &promconfig.TLSConfig{CAFile: caFile}
 	if g := newClient(t, cfg).Probe(context.Background()); !g.Up || g.Error != "" || g.Devices["netmiko"] != 4380 {
 		t.Errorf("with the CA: %+v", g)
+	}
+}
+
+// TestLoginRedirectSendsNothingElsewhere: a gateway that answers its login
+// with a 307 to another host asks for the same POST, body and password
+// included, to be sent there (RFC 9110 §15.4.8). The client follows no
+// redirect: the other host receives nothing and the probe says why.
+func TestLoginRedirectSendsNothingElsewhere(t *testing.T) {
+	sim := startSim(t, iagsim.Options{})
+	thief := hostile.StartThief()
+	defer thief.Close()
+	simURL, err := url.Parse(sim.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(simURL)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == apiBase+"/login" {
+			hostile.RedirectTo(thief.URL, http.StatusTemporaryRedirect).ServeHTTP(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	cfg := gatewayConfig(sim, 5*time.Second)
+	cfg.URL = front.URL
+	c := newClient(t, cfg)
+	for range 2 {
+		g := c.Probe(context.Background())
+		if !g.Up || !strings.Contains(g.Error, "redirects are not followed") {
+			t.Errorf("up %v, error %q: want up (poll answers) and the redirect of the login refused", g.Up, g.Error)
+		}
+	}
+	if got := thief.Requests(); len(got) > 0 {
+		t.Errorf("the other host received the login:\n%s", strings.Join(got, "\n"))
 	}
 }

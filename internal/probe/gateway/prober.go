@@ -17,3 +17,19 @@ func New(gateways []config.Gateway, logger *slog.Logger) (*Prober, error) {
 		return NewClient(g, logger)
 	})
 }
+
+// KeepLogins gives each gateway of p the token of the gateway of old with
+// the same settings.
+func KeepLogins(p, old *Prober) {
+	for _, t := range p.Targets() {
+		c, ok := t.(*Client)
+		if !ok {
+			continue
+		}
+		for _, o := range old.Targets() {
+			if oc, ok := o.(*Client); ok && oc.name == c.name {
+				c.KeepLogin(oc)
+			}
+		}
+	}
+}

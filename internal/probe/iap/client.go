@@ -7,15 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
 	promconfig "github.com/prometheus/common/config"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 )
 
 // maxBody bounds what is read of any answer: a larger one is an error,
@@ -60,24 +61,18 @@ const maxConnsPerServer = 6
 
 // newHTTPClient keeps every connection a scrape uses open for the next
 // scrape, and opens no more: the connections per server are bounded rather
-// than dialled and closed anew each scrape. Deadlines come from each
-// request's context.
+// than dialled and closed anew each scrape. Like every client of the
+// exporter, it follows no redirect (probe.Transport).
 func newHTTPClient(tlsCfg promconfig.TLSConfig) (*http.Client, error) {
-	tc, err := promconfig.NewTLSConfig(&tlsCfg)
+	t, err := probe.NewTransport(probe.HTTPOptions{
+		TLS:                 &tlsCfg,
+		MaxConnsPerHost:     maxConnsPerServer,
+		MaxIdleConnsPerHost: maxConnsPerServer,
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:     tc,
-			MaxConnsPerHost:     maxConnsPerServer,
-			MaxIdleConnsPerHost: maxConnsPerServer,
-			IdleConnTimeout:     90 * time.Second,
-		},
-		// IAP does not redirect its API; a redirect is a misconfigured URL.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}, nil
+	return t.Client(), nil
 }
 
 // do sends one request and returns the body of a 200 answer; any other
@@ -209,6 +204,36 @@ func (ss *session) get(ctx context.Context, s *server) (credential, error) {
 	}
 	ss.cred, ss.failure = cred, nil
 	return cred, nil
+}
+
+// KeepLogins gives p the tokens old holds, where p was built from the same
+// settings (a reload that changed nothing of IAP's): a token lives until a
+// server refuses it, and a reload is no reason to log in again.
+func (p *Prober) KeepLogins(old *Prober) {
+	if !reflect.DeepEqual(p.cfg, old.cfg) {
+		return
+	}
+	for i, s := range p.servers {
+		if s.session == nil || old.servers[i].session == nil {
+			continue
+		}
+		cred, ok := old.servers[i].session.current()
+		if ok && s.session.acquire(context.Background()) == nil {
+			if s.session.cred.token == "" {
+				s.session.cred = cred
+			}
+			s.session.release()
+		}
+	}
+}
+
+// current is the session's token, if it holds one.
+func (ss *session) current() (credential, bool) {
+	if ss.acquire(context.Background()) != nil {
+		return credential{}, false
+	}
+	defer ss.release()
+	return ss.cred, ss.cred.token != ""
 }
 
 // drop forgets a token the server refused, unless another call already

@@ -35,6 +35,7 @@ const maxPagesInFlight = 4
 // per server and one login per cluster across calls; it is safe for
 // concurrent use. Close releases the connections.
 type Prober struct {
+	cfg           config.IAP
 	logger        *slog.Logger
 	healthTimeout time.Duration
 	servers       []*server
@@ -43,12 +44,13 @@ type Prober struct {
 // New builds a Prober for the iap section of the configuration. Servers
 // without their own Auth, TLS or Timeout take the section's.
 func New(cfg config.IAP, logger *slog.Logger) (*Prober, error) {
-	p := &Prober{logger: logger, healthTimeout: orDefault(cfg.HealthTimeout, config.DefaultHealthTimeout)}
+	p := &Prober{cfg: cfg, logger: logger, healthTimeout: orDefault(cfg.HealthTimeout, config.DefaultHealthTimeout)}
 	sessions := map[string]*session{}
 	for _, sc := range cfg.Servers {
 		base, err := url.Parse(sc.URL)
 		if err != nil {
-			return nil, fmt.Errorf("iap server %s: %w", sc.Name, err)
+			// url.Error quotes the URL, which may carry a password.
+			return nil, fmt.Errorf("iap server %s: url %q is not a URL", sc.Name, config.RedactURL(sc.URL))
 		}
 		tlsCfg := cfg.TLS
 		if sc.TLS != nil {

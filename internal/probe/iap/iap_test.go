@@ -5,6 +5,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +18,7 @@ import (
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
 	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
@@ -615,5 +620,51 @@ func TestActivateDeactivate(t *testing.T) {
 				t.Error("activating an unconfigured server did not fail")
 			}
 		})
+	}
+}
+
+// TestLoginRedirectSendsNothingElsewhere: a server that answers a login
+// (a user's POST /login or a client's POST /oauth/token) with a 307 to
+// another host asks for the same body, the secret, to be sent there (RFC
+// 9110 §15.4.8). The prober follows no redirect: the other host receives
+// nothing, and the server's API is down with the reason.
+func TestLoginRedirectSendsNothingElsewhere(t *testing.T) {
+	thief := hostile.StartThief()
+	defer thief.Close()
+	for _, tc := range []struct {
+		path string
+		auth config.IAPAuth
+	}{
+		{"/login", userAuth()},
+		{"/oauth/token", config.IAPAuth{ClientID: testClient, ClientSecret: testSecret}},
+	} {
+		sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "iap-1"}}})
+		simURL, err := url.Parse(sim.Server("iap-1").URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := httputil.NewSingleHostReverseProxy(simURL)
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == tc.path {
+				hostile.RedirectTo(thief.URL, http.StatusTemporaryRedirect).ServeHTTP(w, r)
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		defer front.Close()
+		cfg := configFor(sim, tc.auth)
+		cfg.Servers[0].URL = front.URL
+		p := newProber(t, cfg)
+		got := p.Probe(context.Background())[0]
+		if !got.Up || got.APIUp != topology.False || !strings.Contains(got.Error, "redirects are not followed") {
+			t.Errorf("%s: up %v api_up %v error %q, want up with the redirected login refused", tc.path, got.Up, got.APIUp, got.Error)
+		}
+		// The remediation receiver's own calls, through the same client.
+		if err := p.Activate(context.Background(), "iap-1"); err == nil || !strings.Contains(err.Error(), "redirects are not followed") {
+			t.Errorf("%s: activate: %v, want the redirected login refused", tc.path, err)
+		}
+	}
+	if got := thief.Requests(); len(got) > 0 {
+		t.Errorf("the other host received %d requests:\n%s", len(got), strings.Join(got, "\n"))
 	}
 }

@@ -121,6 +121,11 @@ func authSource(cfg config.ReplicaSet, fromURI *options.ClientOptions) string {
 // Name is the replica set's name as configured.
 func (p *Prober) Name() string { return p.cfg.Name }
 
+// Unfinished is the set unread with err, for a probe cut by the deadline.
+func (p *Prober) Unfinished(err error) topology.ReplicaSet {
+	return topology.ReplicaSet{Name: p.cfg.Name, Error: err.Error()}
+}
+
 // Probe reads the set's state within ctx and the configured timeout. A set
 // that cannot be read comes back with Up false and the reason in Error.
 func (p *Prober) Probe(ctx context.Context) topology.ReplicaSet {

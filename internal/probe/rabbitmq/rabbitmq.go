@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,7 +19,6 @@ import (
 	"time"
 
 	rabbithole "github.com/michaelklishin/rabbit-hole/v3"
-	promconfig "github.com/prometheus/common/config"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/probe"
@@ -49,7 +47,7 @@ type Client struct {
 	logger    *slog.Logger
 	timeout   time.Duration
 	username  string
-	transport *http.Transport
+	transport *probe.Transport
 
 	mu    sync.Mutex
 	first int // index of the URL to try first: the last one that answered
@@ -72,19 +70,14 @@ func NewClient(cfg config.RabbitCluster, logger *slog.Logger) (*Client, error) {
 	if c.username == "" {
 		c.username = config.DefaultRabbitMQUser
 	}
-	c.transport = &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: c.timeout}).DialContext,
-		TLSHandshakeTimeout: c.timeout,
-		MaxIdleConnsPerHost: maxRequestsAtOnce,
-		IdleConnTimeout:     2 * time.Minute,
-	}
-	if cfg.TLS != nil {
-		tlsConfig, err := promconfig.NewTLSConfig(cfg.TLS)
-		if err != nil {
-			return nil, fmt.Errorf("rabbitmq cluster %q: %w", cfg.Name, err)
-		}
-		c.transport.TLSClientConfig = tlsConfig
+	var err error
+	c.transport, err = probe.NewTransport(probe.HTTPOptions{
+		TLS:                  cfg.TLS,
+		MaxIdleConnsPerHost:  maxRequestsAtOnce,
+		ProxyFromEnvironment: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rabbitmq cluster %q: %w", cfg.Name, err)
 	}
 	return c, nil
 }
@@ -122,6 +115,11 @@ func (c *Client) Probe(ctx context.Context) topology.RabbitCluster {
 	// A URL that hangs must not cost every scrape its whole timeout.
 	c.setFirst(first + 1)
 	return topology.RabbitCluster{Name: c.cfg.Name, Site: c.cfg.Site, Error: strings.Join(errs, "; ")}
+}
+
+// Unfinished is the cluster down with err, for a probe cut by the deadline.
+func (c *Client) Unfinished(err error) topology.RabbitCluster {
+	return topology.RabbitCluster{Name: c.cfg.Name, Site: c.cfg.Site, Error: err.Error()}
 }
 
 func (c *Client) setFirst(i int) {

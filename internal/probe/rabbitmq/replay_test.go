@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
 	"github.com/iapha/iap_ha_exporter/fixtures/recorded"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
@@ -311,5 +312,35 @@ func TestProbeNamesTheFailedRequest(t *testing.T) {
 				t.Errorf("up %v error %q, want down naming %s and no cancellation", got.Up, got.Error, name)
 			}
 		})
+	}
+}
+
+// TestRedirectSendsNothingElsewhere: a management API that redirects its
+// requests to another port of the same host would receive the basic
+// credentials there, as Go's client keeps Authorization for a host of the
+// same name whatever the port. No request, whether the probe's own or
+// rabbit-hole's, follows a redirect, and the cluster is down with the reason.
+func TestRedirectSendsNothingElsewhere(t *testing.T) {
+	thief := hostile.StartThief()
+	defer thief.Close()
+	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect} {
+		// The overview answers, so that every other request is sent too.
+		srv := wrapRecorded(t, "3.10/healthy", func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			if r.URL.Path == "/api/overview" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			hostile.RedirectTo(thief.URL, code).ServeHTTP(w, r)
+		})
+		c := newTestClient(t, srv.URL)
+		for range 2 { // the second probe asks for the policies at once
+			got := c.Probe(context.Background())
+			if got.Up || !strings.Contains(got.Error, "redirects are not followed") {
+				t.Errorf("HTTP %d: up %v, error %q: want down, the redirect refused", code, got.Up, got.Error)
+			}
+		}
+	}
+	if got := thief.Requests(); len(got) > 0 {
+		t.Errorf("the other port received %d requests:\n%s", len(got), strings.Join(got, "\n"))
 	}
 }

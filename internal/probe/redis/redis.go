@@ -123,6 +123,20 @@ func (p *Prober) Close() error {
 	return errors.Join(errs...)
 }
 
+// Unfinished is the group with no Sentinel answering, each with err, for a
+// probe cut by the deadline.
+func (p *Prober) Unfinished(err error) topology.SentinelGroup {
+	g := topology.SentinelGroup{Name: p.cfg.Name, MasterName: p.cfg.MasterName, Site: p.cfg.Site}
+	for _, s := range p.cfg.Sentinels {
+		v := topology.SentinelView{Address: s.Address, Site: s.Site, Error: err.Error()}
+		if v.Site == "" {
+			v.Site = p.cfg.Site
+		}
+		g.Sentinels = append(g.Sentinels, v)
+	}
+	return g
+}
+
 // Probe asks every Sentinel about the master and every data node they name
 // about its replication, each under the group's timeout and ctx. The nodes
 // the last probe knew are asked at the same time as the Sentinels, so that
