@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,6 +98,19 @@ func TestDeb(t *testing.T) {
 				t.Errorf("systemd-analyze verify %s: %v\n%s", unit, err, out)
 			}
 		}
+		// systemd's own exposure score of the sandbox, 0 (locked down) to 10
+		// (none): 2.0 and under is what it calls OK.
+		out, err := exec.Command("systemd-analyze", "security", "--offline=true", unitFile).CombinedOutput()
+		if err != nil {
+			t.Fatalf("systemd-analyze security %s: %v\n%s", unitFile, err, out)
+		}
+		m := exposureRE.FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("systemd-analyze security %s says no overall exposure:\n%s", unitFile, out)
+		}
+		if exposure, _ := strconv.ParseFloat(string(m[1]), 64); exposure > 2.0 {
+			t.Errorf("the unit's exposure is %.1f, want at most 2.0 (OK):\n%s", exposure, out)
+		}
 	})
 
 	t.Run("ExecStart", func(t *testing.T) {
@@ -172,6 +186,8 @@ func TestDeb(t *testing.T) {
 		t.Errorf("the group %s is left after dpkg --purge", name)
 	}
 }
+
+var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`)
 
 // shared are the directories of the .deb that other packages own too.
 var shared = map[string]bool{
