@@ -19,7 +19,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 dir=$stage/$name
 mkdir -p "$dir/examples" "$dir/rules/tests" "$dir/dashboards"
-cp "$bin" LICENSE README.md CHANGELOG.md CONFIGURATION.md "$dir/"
+cp "$bin" LICENSE README.md CHANGELOG.md CONFIGURATION.md mixin.libsonnet "$dir/"
 cp examples/*.yml "$dir/examples/"
 cp rules/iap_ha.rules.yml rules/iap_ha.alerts.yml rules/runbook.md rules/README.md "$dir/rules/"
 cp rules/tests/*.yml "$dir/rules/tests/"

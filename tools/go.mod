@@ -3,6 +3,7 @@ module github.com/iapha/iap_ha_exporter/tools
 go 1.26.7
 
 require (
+	github.com/google/go-jsonnet v0.22.0
 	github.com/goreleaser/nfpm/v2 v2.48.0
 	github.com/prometheus/prometheus v0.316.0
 	honnef.co/go/tools v0.8.2
