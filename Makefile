@@ -8,7 +8,7 @@ FUZZTIME  ?= 3s
 # `make fuzz` runs each target this long.
 LONGFUZZ  ?= 2m
 
-.PHONY: all build test unit fuzz-short fuzz lint bench demo demo-down demo-iap e2e soak screenshot dashboards clean
+.PHONY: all build static package image test unit fuzz-short fuzz lint bench demo demo-down demo-iap e2e soak screenshot dashboards clean
 
 all: lint build test
 
@@ -20,6 +20,22 @@ LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/iap_ha_exporter
+
+# The static linux/amd64 binary that the packages and the image carry.
+STATIC    := .build/linux-amd64/$(BIN)
+PKGDIR    ?= .build/packages
+IMAGE     ?= iap_ha_exporter:$(VERSION)
+
+static:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -tags netgo -ldflags "$(LDFLAGS)" -o $(STATIC) ./cmd/iap_ha_exporter
+
+# The release tarball, .deb and .rpm in $(PKGDIR) (packaging/, nfpm from tools/go.mod).
+package: static
+	GO="$(GO)" ./scripts/package.sh $(STATIC) $(PKGDIR)
+
+# The container image (Containerfile) with podman.
+image: static
+	./scripts/image.sh $(STATIC) $(IMAGE)
 
 # Unit and integration tests (the integration tests start the real Redis,
 # Sentinel, RabbitMQ, Prometheus and Alertmanager lab and install it when

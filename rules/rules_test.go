@@ -16,6 +16,10 @@ import (
 // scrapeLabels are added by Prometheus to every series it scrapes.
 var scrapeLabels = []string{"job", "instance"}
 
+// scrapeSeries are the series Prometheus records of each scrape itself
+// (up: 1 if the target answered), with the labels they have.
+var scrapeSeries = map[string][]string{"up": scrapeLabels}
+
 type ruleFile struct {
 	Groups []struct {
 		Name  string
@@ -66,10 +70,14 @@ func TestRulesUseRegisteredMetrics(t *testing.T) {
 			if !ok {
 				return nil
 			}
-			switch labels, ok := registered[vs.Name]; {
+			labels, ok := registered[vs.Name]
+			if !ok {
+				labels, ok = scrapeSeries[vs.Name]
+			}
+			switch {
 			case recorded[vs.Name]:
 			case !ok:
-				t.Errorf("%s uses %s, which neither the exporter registers nor a recording rule records", e.rule, vs.Name)
+				t.Errorf("%s uses %s, which neither the exporter registers, nor a recording rule records, nor Prometheus records of a scrape", e.rule, vs.Name)
 			default:
 				for _, m := range vs.LabelMatchers {
 					if m.Name != "__name__" && !slices.Contains(labels, m.Name) && !slices.Contains(scrapeLabels, m.Name) {
@@ -109,6 +117,7 @@ var catalogue = []string{
 	"IAPRabbitmqNodeDown", "IAPRabbitmqPartition", "IAPRabbitmqAlarm", "IAPRabbitmqUnsynchronisedMirrors", "IAPRabbitmqQuorumQueueAtRisk", "IAPRabbitmqFederationLinkDown",
 	"IAPGatewayDown", "IAPGatewayNearCapacity", "IAPGatewayAdapterDisagrees",
 	"IAPHAArchitectureDegraded", "IAPSiteLossNotSurvivable", "IAPHAExporterCollectorFailing", "IAPRemediationFailed", "IAPRemediationBlocked",
+	"IAPHAExporterDown", "IAPHAWatchdog",
 }
 
 const runbookURL = "https://github.com/iapha/iap_ha_exporter/blob/main/rules/runbook.md#"
@@ -125,7 +134,7 @@ func TestAlertsFollowCatalogue(t *testing.T) {
 	var rf struct {
 		Groups []struct {
 			Rules []struct {
-				Alert       string
+				Alert, Expr string
 				Labels      map[string]string
 				Annotations map[string]string
 			}
@@ -148,7 +157,9 @@ func TestAlertsFollowCatalogue(t *testing.T) {
 			if r.Annotations["summary"] == "" {
 				t.Errorf("%s: no summary", r.Alert)
 			}
-			if d := r.Annotations["description"]; !strings.Contains(d, "$labels.") || !strings.Contains(d, "$value") {
+			// absent() and vector() return one sample without labels to name.
+			labelless := strings.HasPrefix(r.Expr, "absent(") || strings.HasPrefix(r.Expr, "vector(")
+			if d := r.Annotations["description"]; !strings.Contains(d, "$value") || !labelless && !strings.Contains(d, "$labels.") {
 				t.Errorf("%s: the description does not use both $labels and $value: %q", r.Alert, d)
 			}
 			if got, want := r.Annotations["runbook_url"], runbookURL+strings.ToLower(r.Alert); got != want {

@@ -5,6 +5,8 @@
 package tools
 
 import (
+	_ "github.com/google/go-jsonnet/cmd/jsonnet"
+	_ "github.com/goreleaser/nfpm/v2/cmd/nfpm"
 	_ "github.com/prometheus/prometheus/cmd/promtool"
 	_ "honnef.co/go/tools/cmd/staticcheck"
 )
