@@ -102,7 +102,7 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		alert("alertname", "IAPSiteDown", "severity", "critical", "site", "dc2", "key", "dc2"),
 		alert("alertname", "IAPServerDown", "severity", "warning", "server", "iap-dc2-1", "site", "dc2", "key", "iap-dc2-1"),
 		alert("alertname", "IAPActiveServerDownStandbyAvailable", "severity", "critical", "remediate", "promote-standby", "server", "iap-dc2-1", "site", "dc2", "key", "dc2"),
-		alert("alertname", "IAPNoActiveServer", "severity", "critical", "state", "active", "key", ""),
+		alert("alertname", "IAPNoActiveServer", "severity", "critical", "key", ""),
 		alert("alertname", "IAPServerDown", "severity", "warning", "server", "iap-dc1-1", "site", "dc1", "key", "iap-dc1-1"),
 		alert("alertname", "IAPDependencyDown", "severity", "warning", "server", "iap-dc1-1", "site", "dc1", "service", "mongo", "key", "iap-dc1-1"),
 		alert("alertname", "IAPMongoMemberUnhealthy", "severity", "warning", "set", "rs0", "member", "m1", "site", "dc1", "key", "m1"),

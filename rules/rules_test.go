@@ -109,11 +109,13 @@ func registeredMetrics(t *testing.T) map[string][]string {
 
 // catalogue is the alert catalogue of the design: the names are a contract
 // that Alertmanager routes, dashboards and the remediation receiver rely on.
+// Added since: IAPServerAPIDown, IAPTaskWorkerConfigMismatch,
+// IAPMongoStatusUnreadable, IAPMongoFrequentElections, IAPRedisMultipleMasters.
 var catalogue = []string{
-	"IAPServerDown", "IAPNoActiveServer", "IAPActiveServerDownStandbyAvailable",
-	"IAPStandbyNotReady", "IAPStandbyWorkingTasks", "IAPDependencyDown", "IAPAdapterDown", "IAPApplicationDown",
-	"IAPMongoNoPrimary", "IAPMongoMultiplePrimaries", "IAPMongoMemberUnhealthy", "IAPMongoReplicationLagHigh", "IAPMongoNoFailureTolerance",
-	"IAPRedisSentinelQuorumLost", "IAPRedisSentinelsDisagree", "IAPRedisNoMaster", "IAPRedisReplicaDown", "IAPRedisNoFailureTolerance",
+	"IAPServerDown", "IAPNoActiveServer", "IAPServerAPIDown", "IAPActiveServerDownStandbyAvailable",
+	"IAPStandbyNotReady", "IAPStandbyWorkingTasks", "IAPTaskWorkerConfigMismatch", "IAPDependencyDown", "IAPAdapterDown", "IAPApplicationDown",
+	"IAPMongoNoPrimary", "IAPMongoStatusUnreadable", "IAPMongoFrequentElections", "IAPMongoMultiplePrimaries", "IAPMongoMemberUnhealthy", "IAPMongoReplicationLagHigh", "IAPMongoNoFailureTolerance",
+	"IAPRedisSentinelQuorumLost", "IAPRedisSentinelsDisagree", "IAPRedisNoMaster", "IAPRedisMultipleMasters", "IAPRedisReplicaDown", "IAPRedisNoFailureTolerance",
 	"IAPRabbitmqNodeDown", "IAPRabbitmqPartition", "IAPRabbitmqAlarm", "IAPRabbitmqUnsynchronisedMirrors", "IAPRabbitmqQuorumQueueAtRisk", "IAPRabbitmqFederationLinkDown",
 	"IAPGatewayDown", "IAPGatewayNearCapacity", "IAPGatewayAdapterDisagrees",
 	"IAPHAArchitectureDegraded", "IAPSiteLossNotSurvivable", "IAPHAExporterCollectorFailing", "IAPRemediationFailed", "IAPRemediationBlocked",
