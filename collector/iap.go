@@ -43,7 +43,7 @@ var (
 	iapAPIUpDesc = iapDesc("api_up",
 		"Whether every authenticated API call to the server (login, health details, workers) succeeded (1) or not (0); absent without credentials.")
 	iapServersDesc = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "iap", "servers"),
-		"IAP servers of a site observed active (answering, task worker running), standby (answering, task worker stopped) or down.",
+		"IAP servers of a site observed active (answering, task worker running), standby (answering, task worker stopped), down, or unknown (answering, worker state not read).",
 		[]string{"site", "state"}, nil)
 )
 
@@ -89,12 +89,12 @@ func (c *iapCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 	counts := map[string]map[string]int{}
 	for _, srv := range s.Config.IAP.Servers {
 		if counts[srv.Site] == nil {
-			counts[srv.Site] = map[string]int{topology.StateActive: 0, topology.StateStandby: 0, topology.StateDown: 0}
+			counts[srv.Site] = map[string]int{topology.StateActive: 0, topology.StateStandby: 0, topology.StateDown: 0, topology.StateUnknown: 0}
 		}
 	}
 	for _, srv := range s.Snapshot.IAP {
 		if counts[srv.Site] == nil {
-			counts[srv.Site] = map[string]int{topology.StateActive: 0, topology.StateStandby: 0, topology.StateDown: 0}
+			counts[srv.Site] = map[string]int{topology.StateActive: 0, topology.StateStandby: 0, topology.StateDown: 0, topology.StateUnknown: 0}
 		}
 		counts[srv.Site][srv.ObservedState()]++
 		updateIAPServer(srv, ch)

@@ -164,6 +164,9 @@ func checkConfig(path string, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return 1
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stdout, "%s: warning: %s\n", path, w)
+	}
 	fmt.Fprintf(stdout, "%s: OK\n", path)
 	return 0
 }
