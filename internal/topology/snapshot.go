@@ -123,8 +123,12 @@ type IAPServer struct {
 	JobWorker  Tristate `json:"job_worker"`
 	// ConfiguredActive is the task worker setting of the server's own
 	// configuration: the profile's taskWorkerProps.active / activate up to
-	// 2023.2, the task worker's startupValue on Platform 6.
+	// 2023.2, task_worker_enabled of /server/config on Platform 6 (else the
+	// task worker's startupValue).
 	ConfiguredActive Tristate `json:"configured_active"`
+	// ConfiguredJobWorker is job_worker_enabled of Platform 6's
+	// /server/config; Unknown on earlier releases.
+	ConfiguredJobWorker Tristate `json:"configured_job_worker"`
 	// APIUp says whether every authenticated call answered (Unknown when no
 	// credentials are configured or the server did not answer at all). A
 	// failed call leaves its facts Unknown and its reason in Error.
