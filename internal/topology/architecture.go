@@ -2,7 +2,6 @@ package topology
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
@@ -58,18 +57,17 @@ type siteClass struct {
 	judgement
 }
 
-// sites are the configured sites and any other an IAP server stands in, sorted.
+// sites are the sites IAP servers stand in (configured or probed), sorted:
+// a site without one (a witness) cannot meet HA-3.
 func (e estate) sites() []string {
 	seen := map[string]bool{}
-	for _, s := range e.cfg.Sites {
-		seen[s.Name] = true
+	for _, srv := range e.cfg.IAP.Servers {
+		seen[srv.Site] = true
 	}
 	for _, srv := range e.s.IAP {
 		seen[srv.Site] = true
 	}
-	out := sortedKeys(seen)
-	sort.Strings(out)
-	return out
+	return sortedKeys(seen)
 }
 
 // sitesHA3 judges, for every site, whether its IAP servers and the
