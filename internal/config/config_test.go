@@ -184,7 +184,7 @@ mongodb:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "mongodb[0].member_sites (line 6): member arb:27017 has no entry") {
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "mongodb[0].member_sites (line 6): no entry for arb:27017: unless") {
 		t.Errorf("warnings = %q, want one for arb:27017", cfg.Warnings)
 	}
 }

@@ -323,11 +323,15 @@ func (v *validator) mongo(r *ReplicaSet, p string, names map[string]bool, multiS
 	} else if cs.Username != "" && cs.Password != "" {
 		v.addf(p+".uri", "must not carry a password: use username and password_file")
 	} else if multiSite {
-		// Members the URI does not list can only be told by their tag.
+		// Their tags cannot be read at load: say what rests on them.
+		var unlisted []string
 		for _, host := range cs.Hosts {
 			if _, placed := r.MemberSites[host]; !placed {
-				v.warnf(p+".member_sites", "member %s has no entry: unless its replica-set tag %q names a site, the HA model treats it as unplaced (never a survivor of a site loss, no site of its own)", host, orDefault(r.SiteTag, DefaultMongoSiteTag))
+				unlisted = append(unlisted, host)
 			}
+		}
+		if len(unlisted) > 0 {
+			v.warnf(p+".member_sites", "no entry for %s: unless a member's replica-set tag %q names its site, the HA model treats it as unplaced (never a survivor of a site loss, no site of its own)", strings.Join(unlisted, ", "), orDefault(r.SiteTag, DefaultMongoSiteTag))
 		}
 	}
 	v.credentials(p, &r.Credentials, true)

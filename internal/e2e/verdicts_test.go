@@ -161,7 +161,7 @@ iap:
 %s`, servers.String(), mongo.URI(), sites.String()))
 
 	out, err := exec.Command(binary, "--config.check", "--config.file", file).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), fmt.Sprintf("warning: mongodb[0].member_sites (line 14): member %s has no entry", addrs[4])) {
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("warning: mongodb[0].member_sites (line 14): no entry for %s: unless", addrs[4])) {
 		t.Errorf("--config.check: %v\n%s\nwant a warning about %s", err, out, addrs[4])
 	}
 
