@@ -37,13 +37,15 @@ var (
 	iapJobWorkerRunningDesc = iapDesc("job_worker_running",
 		"Whether the server's job worker runs now (1) or not (0); 2023.1 and later.")
 	iapTaskWorkerConfiguredDesc = iapDesc("task_worker_configured",
-		"Whether the server's own configuration starts the task worker (1, active) or not (0, standby): the profile's taskWorkerProps up to 2023.2, the startup value after.")
+		"Whether the server's own configuration starts the task worker (1, active) or not (0, standby): the profile's taskWorkerProps up to 2023.2, task_worker_enabled of /server/config on Platform 6.")
+	iapJobWorkerConfiguredDesc = iapDesc("job_worker_configured",
+		"Whether the server's own configuration starts the job worker (1) or not (0): job_worker_enabled of /server/config, Platform 6 only.")
 	iapDeclaredActiveDesc = iapDesc("declared_active",
 		"The role the exporter's configuration declares for the server: active (1) or standby (0).")
 	iapAPIUpDesc = iapDesc("api_up",
 		"Whether every authenticated API call to the server (login, health details, workers) succeeded (1) or not (0); absent without credentials.")
 	iapServersDesc = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "iap", "servers"),
-		"IAP servers of a site observed active (answering, task worker running), standby (answering, task worker stopped) or down.",
+		"IAP servers of a site observed active (answering, task worker running), standby (answering, task worker stopped), down, or unknown (answering, worker state not read).",
 		[]string{"site", "state"}, nil)
 )
 
@@ -77,7 +79,7 @@ func (c *iapCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		iapUpDesc, iapInfoDesc, iapDependencyUpDesc, iapApplicationsHealthyDesc, iapAdaptersHealthyDesc,
 		iapApplicationUpDesc, iapAdapterUpDesc, iapTaskWorkerRunningDesc, iapJobWorkerRunningDesc,
-		iapTaskWorkerConfiguredDesc, iapDeclaredActiveDesc, iapAPIUpDesc, iapServersDesc,
+		iapTaskWorkerConfiguredDesc, iapJobWorkerConfiguredDesc, iapDeclaredActiveDesc, iapAPIUpDesc, iapServersDesc,
 	} {
 		ch <- d
 	}
@@ -95,12 +97,12 @@ func (c *iapCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 	counts := map[string]map[string]int{}
 	for _, srv := range s.Config.IAP.Servers {
 		if counts[srv.Site] == nil {
-			counts[srv.Site] = map[string]int{topology.StateActive: 0, topology.StateStandby: 0, topology.StateDown: 0}
+			counts[srv.Site] = map[string]int{topology.StateActive: 0, topology.StateStandby: 0, topology.StateDown: 0, topology.StateUnknown: 0}
 		}
 	}
 	for _, srv := range s.Snapshot.IAP {
 		if counts[srv.Site] == nil {
-			counts[srv.Site] = map[string]int{topology.StateActive: 0, topology.StateStandby: 0, topology.StateDown: 0}
+			counts[srv.Site] = map[string]int{topology.StateActive: 0, topology.StateStandby: 0, topology.StateDown: 0, topology.StateUnknown: 0}
 		}
 		counts[srv.Site][srv.ObservedState()]++
 		updateIAPServer(srv, ch)
@@ -142,5 +144,6 @@ func updateIAPServer(srv topology.IAPServer, ch chan<- prometheus.Metric) {
 	tristate(iapTaskWorkerRunningDesc, srv.TaskWorker)
 	tristate(iapJobWorkerRunningDesc, srv.JobWorker)
 	tristate(iapTaskWorkerConfiguredDesc, srv.ConfiguredActive)
+	tristate(iapJobWorkerConfiguredDesc, srv.ConfiguredJobWorker)
 	tristate(iapAPIUpDesc, srv.APIUp)
 }

@@ -124,14 +124,16 @@ func TestIAPCollectorHA6Demo(t *testing.T) {
 	s := iapScrape(t, cfg)
 	scrape := s.Probe(context.Background())
 	want := `
-# HELP iap_ha_iap_servers IAP servers of a site observed active (answering, task worker running), standby (answering, task worker stopped) or down.
+# HELP iap_ha_iap_servers IAP servers of a site observed active (answering, task worker running), standby (answering, task worker stopped), down, or unknown (answering, worker state not read).
 # TYPE iap_ha_iap_servers gauge
 iap_ha_iap_servers{site="dc1",state="active"} 2
 iap_ha_iap_servers{site="dc1",state="down"} 0
 iap_ha_iap_servers{site="dc1",state="standby"} 0
+iap_ha_iap_servers{site="dc1",state="unknown"} 0
 iap_ha_iap_servers{site="dc2",state="active"} 0
 iap_ha_iap_servers{site="dc2",state="down"} 0
 iap_ha_iap_servers{site="dc2",state="standby"} 2
+iap_ha_iap_servers{site="dc2",state="unknown"} 0
 # HELP iap_ha_iap_api_up Whether every authenticated API call to the server (login, health details, workers) succeeded (1) or not (0); absent without credentials.
 # TYPE iap_ha_iap_api_up gauge
 iap_ha_iap_api_up{server="iap-dc1-1",site="dc1"} 1

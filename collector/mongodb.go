@@ -24,6 +24,7 @@ type mongodbCollector struct {
 
 	up, primaries, term, voting, healthyVoting, majority *prometheus.Desc
 	state, health, lag, votes, priority, reachable       *prometheus.Desc
+	hidden, delay                                        *prometheus.Desc
 }
 
 func newMongoDBCollector(cfg *config.Config, logger *slog.Logger) (Collector, error) {
@@ -51,7 +52,9 @@ func newMongoDBCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 	c.majority = set("majority", "Votes needed to elect a primary: a majority of the voting members.")
 	c.state = member("member_state", "MongoDB state code of the member as the set sees it (1 primary, 2 secondary, 3 recovering, 5 startup2, 7 arbiter, 8 down, 9 rollback).")
 	c.health = member("member_health", "Whether the set sees the member healthy (1) or not (0).")
-	c.lag = member("member_replication_lag_seconds", "How far the member's last applied write trails the primary's, or the freshest member's when there is no primary. Absent for arbiters and unhealthy members.")
+	c.lag = member("member_replication_lag_seconds", "How far the member's last applied write trails the primary's, or the freshest member's when there is no primary, less its configured secondaryDelaySecs. Absent for arbiters and unhealthy members.")
+	c.hidden = member("member_hidden", "Whether the member is hidden in the replica-set configuration (1): it votes but is never elected nor read by clients.")
+	c.delay = member("member_secondary_delay_seconds", "The member's configured secondaryDelaySecs (slaveDelay before 5.0): a delayed member trails the primary by design.")
 	c.votes = member("member_votes", "Votes of the member in the replica-set configuration.")
 	c.priority = member("member_priority", "Election priority of the member in the replica-set configuration (0 never becomes primary).")
 	c.reachable = member("member_reachable", "Whether a direct connection to the member answered hello (1) or not (0). Only with direct_members.")
@@ -61,7 +64,7 @@ func newMongoDBCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 func (c *mongodbCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.up, c.primaries, c.term, c.voting, c.healthyVoting, c.majority,
-		c.state, c.health, c.lag, c.votes, c.priority, c.reachable,
+		c.state, c.health, c.lag, c.votes, c.priority, c.reachable, c.hidden, c.delay,
 	} {
 		ch <- d
 	}
@@ -100,6 +103,8 @@ func (c *mongodbCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 			gauge(c.health, boolValue(m.Healthy), labels...)
 			gauge(c.votes, float64(m.Votes), labels...)
 			gauge(c.priority, m.Priority, labels...)
+			gauge(c.hidden, boolValue(m.Hidden), labels...)
+			gauge(c.delay, float64(m.SecondaryDelaySeconds), labels...)
 			if m.HasLag {
 				gauge(c.lag, m.LagSeconds, labels...)
 			}

@@ -50,6 +50,7 @@ var mongoMetricNames = []string{
 	"iap_ha_mongodb_voting_members", "iap_ha_mongodb_healthy_voting_members", "iap_ha_mongodb_majority",
 	"iap_ha_mongodb_member_state", "iap_ha_mongodb_member_health", "iap_ha_mongodb_member_replication_lag_seconds",
 	"iap_ha_mongodb_member_votes", "iap_ha_mongodb_member_priority", "iap_ha_mongodb_member_reachable",
+	"iap_ha_mongodb_member_hidden", "iap_ha_mongodb_member_secondary_delay_seconds",
 }
 
 func TestMongoDBCollector(t *testing.T) {
@@ -92,6 +93,13 @@ iap_ha_mongodb_member_health{member="m1",set="rs0",site="dc1"} 1
 iap_ha_mongodb_member_health{member="m2",set="rs0",site="dc2"} 1
 iap_ha_mongodb_member_health{member="m3",set="rs0",site="dc2"} 0
 iap_ha_mongodb_member_health{member="m4",set="rs0",site="witness"} 1
+# HELP iap_ha_mongodb_member_hidden Whether the member is hidden in the replica-set configuration (1): it votes but is never elected nor read by clients.
+# TYPE iap_ha_mongodb_member_hidden gauge
+iap_ha_mongodb_member_hidden{member="m0",set="rs0",site="dc1"} 0
+iap_ha_mongodb_member_hidden{member="m1",set="rs0",site="dc1"} 0
+iap_ha_mongodb_member_hidden{member="m2",set="rs0",site="dc2"} 0
+iap_ha_mongodb_member_hidden{member="m3",set="rs0",site="dc2"} 0
+iap_ha_mongodb_member_hidden{member="m4",set="rs0",site="witness"} 0
 # HELP iap_ha_mongodb_member_priority Election priority of the member in the replica-set configuration (0 never becomes primary).
 # TYPE iap_ha_mongodb_member_priority gauge
 iap_ha_mongodb_member_priority{member="m0",set="rs0",site="dc1"} 2
@@ -106,11 +114,18 @@ iap_ha_mongodb_member_reachable{member="m1",set="rs0",site="dc1"} 1
 iap_ha_mongodb_member_reachable{member="m2",set="rs0",site="dc2"} 1
 iap_ha_mongodb_member_reachable{member="m3",set="rs0",site="dc2"} 0
 iap_ha_mongodb_member_reachable{member="m4",set="rs0",site="witness"} 1
-# HELP iap_ha_mongodb_member_replication_lag_seconds How far the member's last applied write trails the primary's, or the freshest member's when there is no primary. Absent for arbiters and unhealthy members.
+# HELP iap_ha_mongodb_member_replication_lag_seconds How far the member's last applied write trails the primary's, or the freshest member's when there is no primary, less its configured secondaryDelaySecs. Absent for arbiters and unhealthy members.
 # TYPE iap_ha_mongodb_member_replication_lag_seconds gauge
 iap_ha_mongodb_member_replication_lag_seconds{member="m0",set="rs0",site="dc1"} 0
 iap_ha_mongodb_member_replication_lag_seconds{member="m1",set="rs0",site="dc1"} 0
 iap_ha_mongodb_member_replication_lag_seconds{member="m2",set="rs0",site="dc2"} 7
+# HELP iap_ha_mongodb_member_secondary_delay_seconds The member's configured secondaryDelaySecs (slaveDelay before 5.0): a delayed member trails the primary by design.
+# TYPE iap_ha_mongodb_member_secondary_delay_seconds gauge
+iap_ha_mongodb_member_secondary_delay_seconds{member="m0",set="rs0",site="dc1"} 0
+iap_ha_mongodb_member_secondary_delay_seconds{member="m1",set="rs0",site="dc1"} 0
+iap_ha_mongodb_member_secondary_delay_seconds{member="m2",set="rs0",site="dc2"} 0
+iap_ha_mongodb_member_secondary_delay_seconds{member="m3",set="rs0",site="dc2"} 0
+iap_ha_mongodb_member_secondary_delay_seconds{member="m4",set="rs0",site="witness"} 0
 # HELP iap_ha_mongodb_member_state MongoDB state code of the member as the set sees it (1 primary, 2 secondary, 3 recovering, 5 startup2, 7 arbiter, 8 down, 9 rollback).
 # TYPE iap_ha_mongodb_member_state gauge
 iap_ha_mongodb_member_state{member="m0",set="rs0",site="dc1"} 1

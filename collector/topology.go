@@ -26,10 +26,10 @@ func newTopologyCollector(*config.Config, *slog.Logger) (Collector, error) {
 	fq := func(name string) string { return prometheus.BuildFQName(Namespace, "", name) }
 	return &topologyCollector{
 		tolerated: prometheus.NewDesc(fq("component_failures_tolerated"),
-			"How many more member failures this component instance survives, by the HA model.",
+			"How many more member failures this component instance survives, by the HA model; absent while unknown.",
 			[]string{"component", "name"}, nil),
 		siteSurvivable: prometheus.NewDesc(fq("site_loss_survivable"),
-			"1 if losing every member in this site would leave an IAP server able to work tasks with all it depends on.",
+			"1 if losing every member in this site would leave an IAP server able to work tasks with all it depends on; absent while unknown.",
 			[]string{"site"}, nil),
 		devicesWithoutGateway: prometheus.NewDesc(fq("site_loss_devices_without_gateway"),
 			"Devices whose Automation Gateway stands in this site and would be lost with it.",
@@ -65,8 +65,11 @@ func (c *topologyCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.devicesWithoutGateway, prometheus.GaugeValue, float64(sv.DevicesWithoutGateway), sv.Site)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(c.archInfo, prometheus.GaugeValue, 1, v.Architecture.Observed, v.Architecture.Expected)
-	ch <- prometheus.MustNewConstMetric(c.archDegraded, prometheus.GaugeValue, boolValue(v.Architecture.Degraded()))
+	// An unknown class is no sample: the reason is in the verdict's Unknown.
+	if v.Architecture.Known() {
+		ch <- prometheus.MustNewConstMetric(c.archInfo, prometheus.GaugeValue, 1, v.Architecture.Observed, v.Architecture.Expected)
+		ch <- prometheus.MustNewConstMetric(c.archDegraded, prometheus.GaugeValue, boolValue(v.Architecture.Degraded()))
+	}
 	for _, sb := range v.SplitBrain {
 		ch <- prometheus.MustNewConstMetric(c.splitBrain, prometheus.GaugeValue, boolValue(sb.Active), sb.Component, sb.Name)
 	}

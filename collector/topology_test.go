@@ -38,7 +38,7 @@ iap_ha_architecture_degraded 1
 # HELP iap_ha_architecture_info The architecture class observed from the live topology and the one the configuration declares.
 # TYPE iap_ha_architecture_info gauge
 iap_ha_architecture_info{expected="HA-3",observed="HA-0"} 1
-# HELP iap_ha_component_failures_tolerated How many more member failures this component instance survives, by the HA model.
+# HELP iap_ha_component_failures_tolerated How many more member failures this component instance survives, by the HA model; absent while unknown.
 # TYPE iap_ha_component_failures_tolerated gauge
 iap_ha_component_failures_tolerated{component="gateway",name="g"} 0
 iap_ha_component_failures_tolerated{component="iap",name="servers"} 1
@@ -47,7 +47,7 @@ iap_ha_component_failures_tolerated{component="mongodb",name="rs0"} 0
 # TYPE iap_ha_site_loss_devices_without_gateway gauge
 iap_ha_site_loss_devices_without_gateway{site="dc1"} 0
 iap_ha_site_loss_devices_without_gateway{site="dc2"} 42
-# HELP iap_ha_site_loss_survivable 1 if losing every member in this site would leave an IAP server able to work tasks with all it depends on.
+# HELP iap_ha_site_loss_survivable 1 if losing every member in this site would leave an IAP server able to work tasks with all it depends on; absent while unknown.
 # TYPE iap_ha_site_loss_survivable gauge
 iap_ha_site_loss_survivable{site="dc1"} 0
 iap_ha_site_loss_survivable{site="dc2"} 1
@@ -64,5 +64,26 @@ iap_ha_split_brain{component="mongodb",name="rs0"} 0
 	}
 	if problems, err := testutil.CollectAndLint(s.Metrics(scrape)); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+// Unknown is no sample (issue 19, item 11): with the IAP servers unread, no
+// site verdict and no class are published, rather than 0 or a guess.
+func TestTopologyCollectorUnknownIsNoSample(t *testing.T) {
+	cfg := &config.Config{Architecture: config.ArchHA6, Sites: []config.Site{{Name: "dc1"}, {Name: "dc2"}},
+		IAP:     config.IAP{Servers: []config.IAPServer{{Name: "a", Site: "dc1"}}},
+		MongoDB: []config.ReplicaSet{{Name: "rs0"}}, Redis: []config.SentinelGroup{{Name: "dc1"}}}
+	snap := &topology.Snapshot{}
+	scrape := &Scrape{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
+	c, err := newTopologyCollector(cfg, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newScraperWith(cfg, promslog.NewNopLogger(), map[string]Collector{"topology": c})
+	scrape.Results = map[string]Result{"topology": {}}
+	if err := testutil.CollectAndCompare(s.Metrics(scrape), strings.NewReader(""),
+		"iap_ha_architecture_degraded", "iap_ha_architecture_info", "iap_ha_component_failures_tolerated",
+		"iap_ha_site_loss_survivable"); err != nil {
+		t.Error(err)
 	}
 }

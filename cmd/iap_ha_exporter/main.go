@@ -177,6 +177,9 @@ func checkConfig(path string, rem *remediationFlags, webConfigFile string, stdou
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return 1
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stdout, "%s: warning: %s\n", path, w)
+	}
 	fmt.Fprintf(stdout, "%s: OK\n", path)
 	if *rem.configFile == "" {
 		return 0

@@ -51,6 +51,8 @@ const (
 	DefaultIAPCookieName   = "token"
 	DefaultRabbitMQUser    = "guest"
 	DefaultMongoAuthSource = "admin"
+	// DefaultPartitionHandling is RabbitMQ's own default.
+	DefaultPartitionHandling = "ignore"
 )
 
 // Config is the whole configuration file.
@@ -63,6 +65,10 @@ type Config struct {
 	Redis        []SentinelGroup `yaml:"redis"`
 	RabbitMQ     []RabbitCluster `yaml:"rabbitmq"`
 	Gateways     []Gateway       `yaml:"gateways"`
+
+	// Warnings are what the load found doubtful but not wrong; --config.check
+	// prints them and a (re)load logs them.
+	Warnings []string `yaml:"-"`
 }
 
 // Site is a data center (or any failure domain) of the estate.
@@ -123,7 +129,9 @@ type IAPServer struct {
 	// tokens. It defaults to the server's Redis group.
 	Cluster string `yaml:"cluster"`
 	// Redis and RabbitMQ name the Sentinel group and RabbitMQ cluster this
-	// server depends on; by default those of its own site.
+	// server depends on; by default the one of its own site, else the
+	// estate's only one. With several and none in its site, the server must
+	// name one.
 	Redis    string `yaml:"redis"`
 	RabbitMQ string `yaml:"rabbitmq"`
 	// Auth, TLS and Timeout override the iap-level defaults when set.
@@ -193,6 +201,23 @@ type RabbitCluster struct {
 	// PerQueueMetrics adds one series per queue; off by default, as queues
 	// may number in the tens of thousands.
 	PerQueueMetrics bool `yaml:"per_queue_metrics"`
+	// PartitionHandling is the cluster's cluster_partition_handling, which
+	// the management API does not show: ignore (RabbitMQ's default),
+	// pause_minority, autoheal or pause_if_all_down. The failures the
+	// cluster tolerates follow it.
+	PartitionHandling string `yaml:"partition_handling"`
+	// FederationLinks are the links this cluster must run (a DR site's
+	// upstream): one missing is reported down, not left out.
+	FederationLinks []FederationLink `yaml:"federation_links"`
+}
+
+// FederationLink names one expected federation link: the federated exchange
+// or queue in a vhost and its upstream.
+type FederationLink struct {
+	VHost    string `yaml:"vhost"`
+	Upstream string `yaml:"upstream"`
+	Exchange string `yaml:"exchange"`
+	Queue    string `yaml:"queue"`
 }
 
 // Gateway is one Automation Gateway (IAG 4): standalone, no clustering.

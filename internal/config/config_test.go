@@ -86,7 +86,8 @@ gateways:
 		{"a.rabbitmq (its site's cluster)", a.RabbitMQ, "r1"},
 		{"a.cluster (token domain = its Redis)", a.Cluster, "dc1"},
 		{"b.redis (named)", b.Redis, "shared"},
-		{"b.rabbitmq (none in its site)", b.RabbitMQ, ""},
+		{"b.rabbitmq (none in its site; RabbitMQ may be unused)", b.RabbitMQ, ""},
+		{"rabbitmq[0].partition_handling (RabbitMQ's default)", cfg.RabbitMQ[0].PartitionHandling, "ignore"},
 		{"sites[0].role", cfg.Sites[0].Role, SiteActive},
 		{"redis[0].master_name", cfg.Redis[0].MasterName, DefaultSentinelMaster},
 		{"redis[1].sentinels[0].site", cfg.Redis[1].Sentinels[0].Site, "dc3"},
@@ -140,5 +141,50 @@ func TestDefaultIsHA0OnLocalhost(t *testing.T) {
 		cfg.Redis[0].Sentinels[0].Address != "localhost:26379" || cfg.RabbitMQ[0].URLs[0] != "http://localhost:15672" ||
 		!strings.Contains(cfg.MongoDB[0].URI, "localhost:27017") {
 		t.Fatalf("default is not the HA-0 localhost layout: %+v", cfg)
+	}
+}
+
+// Issue 19, item 6: a server whose site has no Sentinel group of its own
+// depends on the estate's only group; with several, the configuration must
+// say which, or its site losses would be judged without Redis.
+func TestRedisGroupOfAServerWithoutOne(t *testing.T) {
+	const head = `
+sites: [{name: dc1}, {name: dc2, role: standby}, {name: dc3, role: witness}]
+iap:
+  servers:
+    - {name: a, url: "http://127.0.0.1:3000", site: dc1}
+    - {name: b, url: "http://127.0.0.1:3001", site: dc2, role: standby}
+redis:
+  - {name: shared, site: dc1, sentinels: [{address: "127.0.0.1:26379"}, {address: "127.0.0.1:26380", site: dc2}, {address: "127.0.0.1:26381", site: dc3}]}
+`
+	cfg, err := Parse([]byte(head), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.IAP.Servers[1].Redis; got != "shared" {
+		t.Errorf("b.redis = %q, want the estate's only group %q", got, "shared")
+	}
+	_, err = Parse([]byte(head+`  - {name: other, site: dc3, sentinels: [{address: "127.0.0.1:26390"}]}
+`), "")
+	if err == nil || !strings.Contains(err.Error(), `iap.servers[1].redis: is required: site "dc2" has no Sentinel group and the estate has 2 (other, shared)`) {
+		t.Errorf("two groups, none in dc2: err = %v, want iap.servers[1].redis refused as ambiguous", err)
+	}
+}
+
+// Issue 19, item 2: a MongoDB member the configuration does not place is a
+// warning at load, as --config.check prints it.
+func TestUnplacedMongoMemberWarns(t *testing.T) {
+	cfg, err := Parse([]byte(`
+sites: [{name: dc1}, {name: dc2, role: standby}, {name: dc3, role: witness}]
+mongodb:
+  - name: rs0
+    uri: "mongodb://m1:27017,m2:27017,arb:27017/?replicaSet=rs0"
+    member_sites: {"m1:27017": dc1, "m2:27017": dc2}
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "mongodb[0].member_sites (line 6): no entry for arb:27017: unless") {
+		t.Errorf("warnings = %q, want one for arb:27017", cfg.Warnings)
 	}
 }

@@ -48,6 +48,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = c.v.warnings
 	return cfg, nil
 }
 

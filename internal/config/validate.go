@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -23,7 +24,16 @@ type validator struct {
 	lines    map[string]int
 	dir      string
 	problems Problems
+	warnings []string
 	sites    map[string]bool
+}
+
+func (v *validator) warnf(path, format string, args ...any) {
+	at := path
+	if l, ok := v.lines[path]; ok {
+		at = fmt.Sprintf("%s (line %d)", path, l)
+	}
+	v.warnings = append(v.warnings, at+": "+fmt.Sprintf(format, args...))
 }
 
 func (v *validator) addf(path, format string, args ...any) {
@@ -72,7 +82,7 @@ func (v *validator) complete(c *Config) {
 	v.iap(&c.IAP, defaultSite, c, redisNames, rabbitNames)
 	setNames := map[string]bool{}
 	for i := range c.MongoDB {
-		v.mongo(&c.MongoDB[i], fmt.Sprintf("mongodb[%d]", i), setNames)
+		v.mongo(&c.MongoDB[i], fmt.Sprintf("mongodb[%d]", i), setNames, len(c.Sites) > 1)
 	}
 	gwNames := map[string]bool{}
 	for i := range c.Gateways {
@@ -103,8 +113,10 @@ func (v *validator) iap(c *IAP, defaultSite string, cfg *Config, redisNames, rab
 		if s.Role != RoleActive && s.Role != RoleStandby {
 			v.addf(p+".role", "must be active or standby, not %q", s.Role)
 		}
-		s.Redis = v.dependency(p+".redis", s.Redis, s.Site, cfg.redisOfSite, redisNames)
-		s.RabbitMQ = v.dependency(p+".rabbitmq", s.RabbitMQ, s.Site, cfg.rabbitOfSite, rabbitNames)
+		s.Redis = v.dependency(p+".redis", "Sentinel group", s.Redis, s.Site, cfg.redisNames(), redisNames, true)
+		// RabbitMQ is not used from 2023.2 on: a server in a site without a
+		// cluster may use none, so no other site's cluster is assumed.
+		s.RabbitMQ = v.dependency(p+".rabbitmq", "RabbitMQ cluster", s.RabbitMQ, s.Site, cfg.rabbitNames(), rabbitNames, false)
 		if s.Cluster == "" {
 			s.Cluster = s.Redis
 		}
@@ -126,41 +138,55 @@ func (v *validator) iap(c *IAP, defaultSite string, cfg *Config, redisNames, rab
 }
 
 // dependency resolves the Redis group or RabbitMQ cluster a server uses: the
-// one named, else the one of its own site (if exactly one), else none.
-func (v *validator) dependency(path, name, site string, ofSite func(string) string, known map[string]bool) string {
-	if name == "" {
-		return ofSite(site)
+// one named; else the only one of its own site; else (elsewhere) the
+// estate's only one; else, with several and none or more than one in its
+// site, the server must name it (a server left without one would have its
+// site losses judged without it).
+func (v *validator) dependency(path, kind, name, site string, bySite map[string][]string, known map[string]bool, elsewhere bool) string {
+	if name != "" {
+		if !known[name] {
+			v.addf(path, "names %q, which is not configured", name)
+		}
+		return name
 	}
-	if !known[name] {
-		v.addf(path, "names %q, which is not configured", name)
+	if here := bySite[site]; len(here) == 1 {
+		return here[0]
+	} else if len(here) > 1 {
+		v.addf(path, "is required: site %q has %d of them (%s)", site, len(here), strings.Join(here, ", "))
+		return ""
 	}
-	return name
+	if !elsewhere {
+		return ""
+	}
+	var all []string
+	for _, names := range bySite {
+		all = append(all, names...)
+	}
+	switch len(all) {
+	case 0:
+		return ""
+	case 1:
+		return all[0]
+	}
+	sort.Strings(all)
+	v.addf(path, "is required: site %q has no %s and the estate has %d (%s)", site, kind, len(all), strings.Join(all, ", "))
+	return ""
 }
 
-func (c *Config) redisOfSite(site string) string {
-	found := ""
+func (c *Config) redisNames() map[string][]string {
+	out := map[string][]string{}
 	for _, g := range c.Redis {
-		if g.Site == site {
-			if found != "" {
-				return "" // ambiguous: the server must name it
-			}
-			found = g.Name
-		}
+		out[g.Site] = append(out[g.Site], g.Name)
 	}
-	return found
+	return out
 }
 
-func (c *Config) rabbitOfSite(site string) string {
-	found := ""
+func (c *Config) rabbitNames() map[string][]string {
+	out := map[string][]string{}
 	for _, r := range c.RabbitMQ {
-		if r.Site == site {
-			if found != "" {
-				return ""
-			}
-			found = r.Name
-		}
+		out[r.Site] = append(out[r.Site], r.Name)
 	}
-	return found
+	return out
 }
 
 func (v *validator) iapAuth(p string, a *IAPAuth) {
@@ -299,7 +325,7 @@ func fileKind(m os.FileMode) string {
 	return m.Type().String()
 }
 
-func (v *validator) mongo(r *ReplicaSet, p string, names map[string]bool) {
+func (v *validator) mongo(r *ReplicaSet, p string, names map[string]bool, multiSite bool) {
 	v.name(p+".name", r.Name, names)
 	if r.URI == "" {
 		v.addf(p+".uri", "is required")
@@ -308,6 +334,17 @@ func (v *validator) mongo(r *ReplicaSet, p string, names map[string]bool) {
 		v.addf(p+".uri", "is not a MongoDB connection string (mongodb://host:port,…/?replicaSet=…)")
 	} else if cs.Username != "" && cs.Password != "" {
 		v.addf(p+".uri", "must not carry a password: use username and password_file")
+	} else if multiSite {
+		// Their tags cannot be read at load: say what rests on them.
+		var unlisted []string
+		for _, host := range cs.Hosts {
+			if _, placed := r.MemberSites[host]; !placed {
+				unlisted = append(unlisted, host)
+			}
+		}
+		if len(unlisted) > 0 {
+			v.warnf(p+".member_sites", "no entry for %s: unless a member's replica-set tag %q names its site, the HA model treats it as unplaced (never a survivor of a site loss, no site of its own)", strings.Join(unlisted, ", "), orDefault(r.SiteTag, DefaultMongoSiteTag))
+		}
 	}
 	v.credentials(p, &r.Credentials, true)
 	if r.AuthSource == "" {
@@ -379,6 +416,25 @@ func (v *validator) rabbit(r *RabbitCluster, p, defaultSite string, names map[st
 			v.addf(keyPath(p+".node_sites", node), "site %q is not declared under sites", site)
 		}
 	}
+	switch r.PartitionHandling {
+	case "":
+		r.PartitionHandling = DefaultPartitionHandling
+	case "ignore", "pause_minority", "autoheal", "pause_if_all_down":
+	default:
+		v.addf(p+".partition_handling", "must be ignore, pause_minority, autoheal or pause_if_all_down, not %q", r.PartitionHandling)
+	}
+	for i, l := range r.FederationLinks {
+		lp := fmt.Sprintf("%s.federation_links[%d]", p, i)
+		if l.Upstream == "" {
+			v.addf(lp+".upstream", "is required")
+		}
+		if (l.Exchange == "") == (l.Queue == "") {
+			v.addf(lp, "set exactly one of exchange or queue")
+		}
+		if l.VHost == "" {
+			r.FederationLinks[i].VHost = "/"
+		}
+	}
 	v.optionalTLS(p+".tls_config", r.TLS)
 	v.duration(p+".timeout", &r.Timeout, DefaultRabbitMQTimeout)
 }
@@ -401,6 +457,13 @@ func (v *validator) gateway(g *Gateway, p, defaultSite string, names map[string]
 	}
 	v.optionalTLS(p+".tls_config", g.TLS)
 	v.duration(p+".timeout", &g.Timeout, DefaultGatewayTimeout)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // name checks that a name is set and unique among its peers.

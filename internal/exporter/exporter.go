@@ -148,6 +148,9 @@ func (e *Exporter) reload() error {
 		if cfg, err = config.Load(e.opts.ConfigFile); err != nil {
 			return err
 		}
+		for _, w := range cfg.Warnings {
+			e.logger.Warn("configuration", "file", e.opts.ConfigFile, "warning", w)
+		}
 	}
 	s, err := collector.NewScraper(cfg, e.logger, e.opts.Collectors...)
 	if err != nil {

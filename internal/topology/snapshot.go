@@ -67,6 +67,18 @@ const (
 	True
 )
 
+// And is the three-valued conjunction: False if either is False, else
+// Unknown if either is Unknown.
+func (t Tristate) And(u Tristate) Tristate {
+	switch {
+	case t == False || u == False:
+		return False
+	case t == Unknown || u == Unknown:
+		return Unknown
+	}
+	return True
+}
+
 // TristateOf turns a bool into a known Tristate.
 func TristateOf(b bool) Tristate {
 	if b {
@@ -111,8 +123,12 @@ type IAPServer struct {
 	JobWorker  Tristate `json:"job_worker"`
 	// ConfiguredActive is the task worker setting of the server's own
 	// configuration: the profile's taskWorkerProps.active / activate up to
-	// 2023.2, the task worker's startupValue on Platform 6.
+	// 2023.2, task_worker_enabled of /server/config on Platform 6 (else the
+	// task worker's startupValue).
 	ConfiguredActive Tristate `json:"configured_active"`
+	// ConfiguredJobWorker is job_worker_enabled of Platform 6's
+	// /server/config; Unknown on earlier releases.
+	ConfiguredJobWorker Tristate `json:"configured_job_worker"`
 	// APIUp says whether every authenticated call answered (Unknown when no
 	// credentials are configured or the server did not answer at all). A
 	// failed call leaves its facts Unknown and its reason in Error.
@@ -141,19 +157,24 @@ const (
 	StateActive  = "active"
 	StateStandby = "standby"
 	StateDown    = "down"
+	// StateUnknown: the server answers /health/status, but whether its task
+	// worker runs could not be read (no credentials, or the call failed).
+	StateUnknown = "unknown"
 )
 
 // ObservedState is active (answers and works tasks), standby (answers, task
-// worker off) or down. A server whose worker state is unknown counts as
-// standby: it answers, but nothing shows it working tasks.
+// worker known to be stopped), down, or unknown: a server that answers but
+// whose worker state could not be read is not taken for a standby.
 func (s IAPServer) ObservedState() string {
 	switch {
 	case !s.Up:
 		return StateDown
 	case s.TaskWorker == True:
 		return StateActive
-	default:
+	case s.TaskWorker == False:
 		return StateStandby
+	default:
+		return StateUnknown
 	}
 }
 
@@ -167,10 +188,45 @@ func (s IAPServer) DependenciesRunning() bool {
 	return true
 }
 
-// Promotable reports whether a standby could take over: it answers, its own
-// dependencies are running and its applications are not degraded.
-func (s IAPServer) Promotable() bool {
-	return s.Up && s.DependenciesRunning() && s.AppsHealthy != False
+// Promotable reports whether a standby is known to be able to take over
+// (PromotableState is True).
+func (s IAPServer) Promotable() bool { return s.PromotableState() == True }
+
+// PromotableState says whether a standby could take over, as DESIGN.md
+// defines it: it answers /health/status, its authenticated API works, its
+// task worker is known to be stopped, no dependency it lists is failing, its
+// applications run and its adapters are online. Unknown where a fact it
+// needs could not be read; False where one is known to fail.
+func (s IAPServer) PromotableState() Tristate {
+	if !s.Up || s.APIUp == False || s.TaskWorker == True || !s.DependenciesRunning() ||
+		s.AppsHealthy == False || s.AdaptersHealthy == False || !modulesHealthy(s.Applications) || !modulesHealthy(s.Adapters) {
+		return False
+	}
+	if s.APIUp == Unknown || s.TaskWorker == Unknown || s.AppsHealthy == Unknown || s.AdaptersHealthy == Unknown {
+		return Unknown
+	}
+	return True
+}
+
+// WorkState says whether the server works tasks now or could after a
+// promotion: True for an active, a standby's PromotableState otherwise.
+func (s IAPServer) WorkState() Tristate {
+	switch s.ObservedState() {
+	case StateActive:
+		return True
+	case StateDown:
+		return False
+	}
+	return s.PromotableState()
+}
+
+func modulesHealthy(ms []IAPModule) bool {
+	for _, m := range ms {
+		if !m.Healthy {
+			return false
+		}
+	}
+	return true
 }
 
 // ReplicaSet is one MongoDB replica set as probed.
@@ -209,6 +265,9 @@ const (
 type MongoMember struct {
 	ID   int    `json:"id"`
 	Name string `json:"name"` // host:port
+	// Site is where the member stands: its member_sites entry, else its site
+	// tag. Empty means unplaced: the model never counts it as a survivor of
+	// a site loss nor as a site of its own.
 	Site string `json:"site"`
 	// State is MongoDB's state code, StateStr its name.
 	State    int    `json:"state"`
@@ -220,7 +279,11 @@ type MongoMember struct {
 	ArbiterOnly bool              `json:"arbiter_only"`
 	Hidden      bool              `json:"hidden"`
 	Tags        map[string]string `json:"tags,omitempty"`
-	// LagSeconds is the reference optime minus this member's optime; unset
+	// SecondaryDelaySeconds is the member's configured secondaryDelaySecs
+	// (slaveDelay before 5.0): a delayed member is meant to trail by it.
+	SecondaryDelaySeconds int64 `json:"secondary_delay_seconds,omitempty"`
+	// LagSeconds is the reference optime minus this member's optime, less
+	// its configured delay; unset
 	// (HasLag false) for arbiters and unreachable members.
 	LagSeconds float64 `json:"lag_seconds"`
 	HasLag     bool    `json:"has_lag"`
@@ -309,6 +372,9 @@ type RabbitCluster struct {
 	Error       string `json:"error,omitempty"`
 	Version     string `json:"version,omitempty"`
 	ClusterName string `json:"cluster_name,omitempty"`
+	// PartitionHandling is cluster_partition_handling: ignore (RabbitMQ's
+	// default), pause_minority, autoheal or pause_if_all_down.
+	PartitionHandling string `json:"partition_handling,omitempty"`
 	// MirroringSupported is false on RabbitMQ 4.x, which removed classic
 	// mirrored queues: the unsynchronised count means nothing there.
 	MirroringSupported bool             `json:"mirroring_supported"`
@@ -342,6 +408,10 @@ type QueueGroup struct {
 	Unsynchronised int `json:"unsynchronised"`
 	// WithoutQuorum counts quorum queues with a minority online or no leader.
 	WithoutQuorum int `json:"without_quorum"`
+	// QuorumSpare is, over the quorum queues that have a quorum, the fewest
+	// online members beyond their majority: how many more member losses
+	// every one of them survives. Meaningful only where Count > WithoutQuorum.
+	QuorumSpare int `json:"quorum_spare"`
 	// QuorumCritical counts quorum queues with a bare majority online: one
 	// more member lost and they stop. MirrorSyncCritical counts mirrored
 	// queues without a synchronised mirror: losing their node loses data.

@@ -19,10 +19,16 @@ func Boxes(s *topology.Snapshot) []sitedBox {
 		case topology.StateActive:
 			b.Class = ClassHead
 		case topology.StateStandby:
-			b.Class = ClassFollower
-			if !srv.Promotable() {
+			switch srv.PromotableState() {
+			case topology.True:
+				b.Class = ClassFollower
+			case topology.False:
 				b.State, b.Class = "standby, not promotable", ClassDown
+			default:
+				b.State, b.Class = "standby, promotable unknown", ClassUnknown
 			}
+		case topology.StateUnknown:
+			b.Class = ClassUnknown // answers, but its worker state was not read
 		default:
 			b.Class = ClassDown
 		}

@@ -42,7 +42,8 @@ func ha6Scrape() *collector.Scrape {
 		IAP: []topology.IAPServer{
 			{Name: "iap-dc1-1", Site: "dc1", DeclaredRole: "active", Up: true, TaskWorker: topology.True},
 			{Name: "iap-dc1-2", Site: "dc1", DeclaredRole: "active", Error: "connection refused"},
-			{Name: "iap-dc2-1", Site: "dc2", DeclaredRole: "standby", Up: true, TaskWorker: topology.False},
+			{Name: "iap-dc2-1", Site: "dc2", DeclaredRole: "standby", Up: true, TaskWorker: topology.False,
+				APIUp: topology.True, AppsHealthy: topology.True, AdaptersHealthy: topology.True},
 		},
 		MongoDB: []topology.ReplicaSet{{Name: "rs0", Up: true, Primaries: 1, Members: []topology.MongoMember{
 			{Name: "m1:27017", Site: "dc1", State: 1, StateStr: "PRIMARY", Healthy: true, Votes: 1, Priority: 2},
@@ -115,7 +116,8 @@ func TestPageShowsMembersAndVerdicts(t *testing.T) {
 		`data-name="iap-dc1-2" data-state="down" data-class="down"`,
 		`data-name="m1:27017" data-state="primary" data-class="head"`,
 		`<th data-site="dc3">dc3</th>`,
-		`id="arch-observed" class="ok">HA-6</span>`,
+		// One server per site able to work tasks: no site holds an HA-3.
+		`id="arch-observed" class="bad">HA-0</span>`,
 		`id="arch-expected">HA-6</span>`,
 		`data-site="dc1"><td>lose dc1</td>`,
 		`<b>dry-run</b>`,

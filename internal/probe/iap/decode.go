@@ -195,6 +195,72 @@ func decodeProfiles(b []byte) (topology.Tristate, error) {
 	return topology.Unknown, nil
 }
 
+// serverConfig is what Platform 6's GET /server/config says of the workers.
+type serverConfig struct {
+	Task, Job topology.Tristate
+}
+
+// decodeServerConfig reads task_worker_enabled and job_worker_enabled from
+// GET /server/config: {name, value, origin} per key, as a list, a list
+// under "results", or an object keyed by name. A value may be a boolean or
+// the string "true"/"false"; a key left out is Unknown.
+func decodeServerConfig(b []byte) (serverConfig, error) {
+	type entry struct {
+		Name  string `json:"name"`
+		Value any    `json:"value"`
+	}
+	var entries []entry
+	if err := json.Unmarshal(b, &entries); err != nil {
+		var wrapped struct {
+			Results *[]entry `json:"results"`
+		}
+		if err2 := json.Unmarshal(b, &wrapped); err2 == nil && wrapped.Results != nil {
+			entries = *wrapped.Results
+		} else {
+			var keyed map[string]json.RawMessage
+			if err3 := json.Unmarshal(b, &keyed); err3 != nil {
+				return serverConfig{}, fmt.Errorf("decoding /server/config: %w", err)
+			}
+			for name, raw := range keyed {
+				e := entry{Name: name}
+				var inner entry
+				if json.Unmarshal(raw, &inner) == nil && inner.Value != nil {
+					e.Value = inner.Value
+				} else if json.Unmarshal(raw, &e.Value) != nil {
+					continue
+				}
+				entries = append(entries, e)
+			}
+		}
+	}
+	var c serverConfig
+	for _, e := range entries {
+		t := boolSetting(e.Value)
+		switch e.Name {
+		case "task_worker_enabled":
+			c.Task = t
+		case "job_worker_enabled":
+			c.Job = t
+		}
+	}
+	return c, nil
+}
+
+func boolSetting(v any) topology.Tristate {
+	switch v := v.(type) {
+	case bool:
+		return topology.TristateOf(v)
+	case string:
+		switch strings.ToLower(v) {
+		case "true":
+			return topology.True
+		case "false":
+			return topology.False
+		}
+	}
+	return topology.Unknown
+}
+
 // decodeLoginToken reads POST /login's answer: the token as plain text.
 // A JSON string is accepted too.
 func decodeLoginToken(b []byte) (string, error) {

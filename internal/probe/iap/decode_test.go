@@ -213,3 +213,25 @@ func FuzzDecodeTokens(f *testing.F) {
 		}
 	})
 }
+
+// GET /server/config's shape is {name, value, origin} per key; the probe
+// reads it as a list, a list under results, or an object keyed by name.
+func TestDecodeServerConfig(t *testing.T) {
+	for _, tc := range []struct {
+		body      string
+		task, job topology.Tristate
+	}{
+		{`[{"name":"task_worker_enabled","value":false,"origin":"config file"},{"name":"job_worker_enabled","value":true,"origin":"default"}]`, topology.False, topology.True},
+		{`{"results":[{"name":"task_worker_enabled","value":"true","origin":"env"}]}`, topology.True, topology.Unknown},
+		{`{"task_worker_enabled":{"name":"task_worker_enabled","value":true,"origin":"config file"},"job_worker_enabled":false}`, topology.True, topology.False},
+		{`[{"name":"redis_name","value":"itentialmaster"}]`, topology.Unknown, topology.Unknown},
+	} {
+		c, err := decodeServerConfig([]byte(tc.body))
+		if err != nil || c.Task != tc.task || c.Job != tc.job {
+			t.Errorf("%s: task %v job %v (%v), want %v %v", tc.body, c.Task, c.Job, err, tc.task, tc.job)
+		}
+	}
+	if _, err := decodeServerConfig([]byte(`"nope"`)); err == nil {
+		t.Error("a string decoded as a configuration")
+	}
+}

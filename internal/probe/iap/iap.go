@@ -244,6 +244,7 @@ type details struct {
 	apps, adapters    []topology.IAPModule
 	work              workers
 	profileConfigured topology.Tristate
+	serverConfig      serverConfig
 }
 
 // details makes the authenticated calls concurrently under the server's
@@ -270,7 +271,15 @@ func (p *Prober) details(ctx context.Context, s *server) (details, error) {
 	wg.Go(func() {
 		b, err := s.call(ctx, http.MethodGet, "/profiles")
 		switch {
-		case hasStatus(err, http.StatusNotFound): // Platform 6 has no profiles
+		case hasStatus(err, http.StatusNotFound): // Platform 6 has no profiles, but its configuration
+			b, err = s.call(ctx, http.MethodGet, "/server/config")
+			switch {
+			case hasStatus(err, http.StatusNotFound):
+			case err != nil:
+				errs[4] = err
+			default:
+				d.serverConfig, errs[4] = decodeServerConfig(b)
+			}
 		case err != nil:
 			errs[4] = err
 		default:
@@ -299,12 +308,17 @@ func (d details) apply(out *topology.IAPServer) {
 	out.Version = d.info.Version
 	out.Applications, out.Adapters = d.apps, d.adapters
 	out.TaskWorker, out.JobWorker = d.work.Task, d.work.Job
-	// The profile is the configured setting where a release has one;
-	// Platform 6 says it as the task worker's startupValue.
+	// The profile is the configured setting up to 2023.2; Platform 6 has
+	// task_worker_enabled and job_worker_enabled in /server/config, and
+	// says the first again as the task worker's startupValue.
 	out.ConfiguredActive = d.profileConfigured
+	if out.ConfiguredActive == topology.Unknown {
+		out.ConfiguredActive = d.serverConfig.Task
+	}
 	if out.ConfiguredActive == topology.Unknown {
 		out.ConfiguredActive = d.work.TaskAtStartup
 	}
+	out.ConfiguredJobWorker = d.serverConfig.Job
 }
 
 // workers reads the worker state: workers/status on 2023.1 and later, the

@@ -668,3 +668,23 @@ func TestLoginRedirectSendsNothingElsewhere(t *testing.T) {
 		t.Errorf("the other host received %d requests:\n%s", len(got), strings.Join(got, "\n"))
 	}
 }
+
+// Issue 19, item 15: Platform 6 has no profiles; the configured worker state
+// is task_worker_enabled and job_worker_enabled of GET /server/config.
+func TestProbePlatform6ServerConfig(t *testing.T) {
+	sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{
+		{Name: "iap-1", Release: iapsim.Release6, Role: "standby", ConfiguredRole: "active"},
+		{Name: "iap-2", Release: iapsim.Release6, Role: "standby"},
+	}})
+	p := newProber(t, configFor(sim, userAuth()))
+	for name, want := range map[string]topology.Tristate{"iap-1": topology.True, "iap-2": topology.False} {
+		got := probeOne(t, p, name)
+		if got.APIUp != topology.True || got.Error != "" {
+			t.Fatalf("%s: api_up %v (%s)", name, got.APIUp, got.Error)
+		}
+		if got.ConfiguredActive != want || got.ConfiguredJobWorker != want || got.TaskWorker != topology.False {
+			t.Errorf("%s: configured task %v job %v, running %v; want configured %v, not running", name,
+				got.ConfiguredActive, got.ConfiguredJobWorker, got.TaskWorker, want)
+		}
+	}
+}

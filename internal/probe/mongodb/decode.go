@@ -50,7 +50,13 @@ type configMember struct {
 	Priority *float64          `bson:"priority"`
 	Votes    *int              `bson:"votes"`
 	Tags     map[string]string `bson:"tags"`
+	// SecondaryDelaySecs is MongoDB 5.0's name for slaveDelay.
+	SecondaryDelaySecs int64 `bson:"secondaryDelaySecs"`
+	SlaveDelay         int64 `bson:"slaveDelay"`
 }
+
+// delay is the member's configured replication delay in seconds.
+func (m configMember) delay() int64 { return max(m.SecondaryDelaySecs, m.SlaveDelay) }
 
 // votes and priority apply mongod's defaults: one vote, priority 1 (0 for an arbiter).
 func (m configMember) votes() int {

@@ -41,7 +41,7 @@ func TestRecordedDocuments(t *testing.T) {
 				"PRIMARY healthy ? votes=1 priority=1 site= lag=0",
 				"SECONDARY healthy ? votes=1 priority=1 site= lag=10",
 				// Hidden and without a vote.
-				"SECONDARY healthy ? votes=0 priority=0 site= lag=0",
+				"SECONDARY healthy ? votes=0 priority=0 site= lag=0 hidden",
 			},
 		},
 		{

@@ -48,6 +48,8 @@ type Prober struct {
 	mu      sync.Mutex
 	direct  map[string]*memberClient // by member host:port
 	members []string                 // hosts of the last configuration read
+	// unplacedWarned are the members already logged as without a site.
+	unplacedWarned map[string]bool
 }
 
 // New builds the prober of one configured replica set. No connection is
@@ -58,7 +60,9 @@ func New(cfg config.ReplicaSet, logger *slog.Logger) (*Prober, error) {
 		timeout: time.Duration(cfg.Timeout),
 		siteTag: cfg.SiteTag,
 		logger:  logger,
-		direct:  map[string]*memberClient{},
+
+		unplacedWarned: map[string]bool{},
+		direct:         map[string]*memberClient{},
 	}
 	if p.timeout <= 0 {
 		p.timeout = config.DefaultMongoTimeout
@@ -181,7 +185,24 @@ func (p *Prober) Probe(ctx context.Context) topology.ReplicaSet {
 	if p.cfg.DirectMembers {
 		p.askAdded(membersCtx, conf, views)
 	}
-	return replicaSet(p.cfg.Name, p.cfg.MemberSites, p.siteTag, status, conf, views)
+	rs := replicaSet(p.cfg.Name, p.cfg.MemberSites, p.siteTag, status, conf, views)
+	p.warnUnplaced(rs)
+	return rs
+}
+
+// warnUnplaced logs, once per member, a member placed neither by
+// member_sites nor by its site tag: the HA model leaves it out of every
+// site, which an operator must hear of.
+func (p *Prober) warnUnplaced(rs topology.ReplicaSet) {
+	unplaced := rs.Unplaced()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range unplaced {
+		if !p.unplacedWarned[m] {
+			p.logger.Warn("member has no site: set member_sites or its replica-set tag", "set", p.cfg.Name, "member", m, "site_tag", p.siteTag)
+			p.unplacedWarned[m] = true
+		}
+	}
 }
 
 // findPrimary gives a fresh client a moment to find the primary, so that

@@ -58,7 +58,14 @@ func summary(m topology.MongoMember) string {
 	if m.Healthy {
 		health = "healthy"
 	}
-	return fmt.Sprintf("%s %s %s votes=%d priority=%g site=%s lag=%s", m.StateStr, health, reach, m.Votes, m.Priority, m.Site, lag)
+	s := fmt.Sprintf("%s %s %s votes=%d priority=%g site=%s lag=%s", m.StateStr, health, reach, m.Votes, m.Priority, m.Site, lag)
+	if m.Hidden {
+		s += " hidden"
+	}
+	if m.SecondaryDelaySeconds > 0 {
+		s += fmt.Sprintf(" delay=%d", m.SecondaryDelaySeconds)
+	}
+	return s
 }
 
 func TestProbeScenarios(t *testing.T) {
@@ -89,6 +96,17 @@ func TestProbeScenarios(t *testing.T) {
 			"SECONDARY healthy reachable votes=1 priority=0 site=dc2 lag=0",
 			"ARBITER healthy reachable votes=1 priority=0 site=dc3 lag=-",
 		}},
+		{"psa-secondary-priority0", 1, 1, LagFromPrimary, []string{primary, "SECONDARY healthy reachable votes=1 priority=0 site=dc1 lag=0", "ARBITER healthy reachable votes=1 priority=0 site=dc1 lag=-"}},
+		{"pra", 1, 1, LagFromPrimary, []string{primary, "RECOVERING healthy reachable votes=1 priority=1 site=dc1 lag=0", "ARBITER healthy reachable votes=1 priority=0 site=dc1 lag=-"}},
+		{"ha6-arbiter-untagged", 1, 1, LagFromPrimary, []string{
+			"PRIMARY healthy reachable votes=1 priority=2 site=dc1 lag=0",
+			"SECONDARY healthy reachable votes=1 priority=2 site=dc1 lag=0",
+			"SECONDARY healthy reachable votes=1 priority=1 site=dc2 lag=0",
+			"SECONDARY healthy reachable votes=1 priority=1 site=dc2 lag=0",
+			"ARBITER healthy reachable votes=1 priority=0 site= lag=-",
+		}},
+		// Delayed by 3600 s and 3610 s behind: 10 s of lag beyond its delay.
+		{"member-delayed", 1, 1, LagFromPrimary, []string{primary, secondary, "SECONDARY healthy reachable votes=1 priority=0 site=dc1 lag=10 hidden delay=3600"}},
 		// Cut off from the set but running: unhealthy, yet reachable.
 		{"member-down", 1, 1, LagFromPrimary, []string{primary, secondary, "(not reachable/healthy) unhealthy reachable votes=1 priority=1 site=dc1 lag=-"}},
 		{"member-refuses", 1, 1, LagFromPrimary, []string{primary, secondary, "(not reachable/healthy) unhealthy unreachable votes=1 priority=1 site=dc1 lag=-"}},

@@ -49,15 +49,18 @@ func replicaSet(name string, sites map[string]string, siteTag string, status rep
 			ArbiterOnly: cm.ArbiterOnly,
 			Hidden:      cm.Hidden,
 			Tags:        cm.Tags,
+
+			SecondaryDelaySeconds: cm.delay(),
 		}
 		m.Site = sites[m.Name]
 		if m.Site == "" {
 			m.Site = m.Tags[siteTag]
 		}
 		// Lag means something only for a data member the set can reach:
-		// an unreachable member's optime reads 1970.
+		// an unreachable member's optime reads 1970. A delayed member is
+		// meant to trail by its delay: only what is beyond it is lag.
 		if m.Healthy && !m.ArbiterOnly && sm.hasOptime() && !ref.IsZero() {
-			m.LagSeconds = max(ref.Sub(sm.OptimeDate).Seconds(), 0)
+			m.LagSeconds = max(ref.Sub(sm.OptimeDate).Seconds()-float64(m.SecondaryDelaySeconds), 0)
 			m.HasLag = true
 		}
 		if sm.State == topology.MongoPrimary {

@@ -12,52 +12,73 @@ import (
 // queueCounter judges every queue of one listing as it streams past and keeps
 // only the counts per vhost and type (and, when asked, one row per queue).
 type queueCounter struct {
-	clusterSize int
-	mirroring   bool
+	mirroring bool
 	// wanted maps vhost and policy name to the synchronised mirrors the
-	// policy asks for; policies without ha-mode are left out.
-	wanted   map[policyKey]int
+	// policy asks for: of the running nodes (required), and of the whole
+	// cluster (design); policies without ha-mode are left out.
+	wanted   map[policyKey]mirrorsWanted
 	counts   map[groupKey]*topology.QueueGroup
+	spareSet map[groupKey]bool
 	perQueue []topology.QueueState
 	keepEach bool
 }
+
+type mirrorsWanted struct{ required, design int }
 
 type policyKey struct{ vhost, name string }
 
 type groupKey struct{ vhost, typ string }
 
-func newQueueCounter(clusterSize int, mirroring bool, policies []rabbithole.Policy, perQueue bool) *queueCounter {
+// newQueueCounter judges queues against the cluster's nodes (name → running).
+func newQueueCounter(nodes map[string]bool, mirroring bool, policies []rabbithole.Policy, perQueue bool) *queueCounter {
 	c := &queueCounter{
-		clusterSize: clusterSize,
-		mirroring:   mirroring,
-		wanted:      map[policyKey]int{},
-		counts:      map[groupKey]*topology.QueueGroup{},
-		keepEach:    perQueue,
+		mirroring: mirroring,
+		wanted:    map[policyKey]mirrorsWanted{},
+		counts:    map[groupKey]*topology.QueueGroup{},
+		spareSet:  map[groupKey]bool{},
+		keepEach:  perQueue,
+	}
+	all := map[string]bool{}
+	for n := range nodes {
+		all[n] = true
 	}
 	for _, p := range policies {
-		if n := wantedMirrors(p.Definition, clusterSize); n > 0 {
-			c.wanted[policyKey{p.Vhost, p.Name}] = n
+		w := mirrorsWanted{required: wantedMirrors(p.Definition, nodes), design: wantedMirrors(p.Definition, all)}
+		if w.design > 0 {
+			c.wanted[policyKey{p.Vhost, p.Name}] = w
 		}
 	}
 	return c
 }
 
-// wantedMirrors is how many mirrors besides the leader a policy asks for in
-// a cluster of n nodes: ha-mode all, exactly (ha-params counts the leader)
-// or nodes (ha-params lists them).
-func wantedMirrors(def rabbithole.PolicyDefinition, n int) int {
+// wantedMirrors is how many mirrors besides the leader a policy asks for
+// among the nodes that are up (name → running): RabbitMQ places mirrors only
+// on running nodes, so ha-mode all wants one on each running node, exactly
+// min(ha-params, running) copies with the leader, and nodes the listed nodes
+// that run.
+func wantedMirrors(def rabbithole.PolicyDefinition, nodes map[string]bool) int {
+	running := 0
+	for _, up := range nodes {
+		if up {
+			running++
+		}
+	}
 	var copies int
 	switch def["ha-mode"] {
 	case "all":
-		copies = n
+		copies = running
 	case "exactly":
 		count, _ := def["ha-params"].(float64)
-		copies = int(count)
+		copies = min(int(count), running)
 	case "nodes":
-		nodes, _ := def["ha-params"].([]any)
-		copies = len(nodes)
+		listed, _ := def["ha-params"].([]any)
+		for _, n := range listed {
+			if name, ok := n.(string); ok && nodes[name] {
+				copies++
+			}
+		}
 	}
-	return max(min(copies, n)-1, 0)
+	return max(copies-1, 0)
 }
 
 func (c *queueCounter) add(q *queue) {
@@ -80,22 +101,28 @@ func (c *queueCounter) add(q *queue) {
 		switch {
 		case q.Leader == "" || online < majority:
 			g.WithoutQuorum++
-		case online == majority:
-			g.QuorumCritical++
+		default:
+			if online == majority {
+				g.QuorumCritical++
+			}
+			key := groupKey{q.VHost, typ}
+			if spare := online - majority; !c.spareSet[key] || spare < g.QuorumSpare {
+				g.QuorumSpare, c.spareSet[key] = spare, true
+			}
 		}
 		state.Node, state.Leader = q.Leader, q.Leader
 		state.Members, state.OnlineMembers = len(q.Members), online
 	case "classic":
-		wanted := c.wanted[policyKey{q.VHost, q.Policy}]
-		if !c.mirroring || wanted == 0 {
+		wanted, ok := c.wanted[policyKey{q.VHost, q.Policy}]
+		if !c.mirroring || !ok {
 			break
 		}
 		synced := len(q.SyncedMirrors)
-		if synced < wanted {
+		if synced < wanted.required {
 			g.Unsynchronised++
 		}
 		if synced == 0 {
-			g.MirrorSyncCritical++
+			g.MirrorSyncCritical++ // the policy wants copies and only the leader has the messages
 		}
 		state.Mirrors, state.SyncedMirrors = len(q.Mirrors), synced
 	}

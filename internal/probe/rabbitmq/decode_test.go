@@ -335,7 +335,7 @@ func BenchmarkDecodeQueues(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				c := newQueueCounter(3, true, nil, false)
+				c := newQueueCounter(map[string]bool{"a": true, "b": true, "c": true}, true, nil, false)
 				if err := decodeQueues(bytes.NewReader(body), c.add); err != nil {
 					b.Fatal(err)
 				}

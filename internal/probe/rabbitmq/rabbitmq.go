@@ -56,6 +56,9 @@ type Client struct {
 	// where it is supported, and are asked for alongside the overview
 	// once a version said so.
 	mirroring *bool
+	// seenLinks are the federation links seen since start: one that
+	// vanishes is reported missing, as are the configured ones absent.
+	seenLinks map[topology.FederationLink]bool
 }
 
 // NewClient builds the client of one cluster.
@@ -229,7 +232,11 @@ func (c *Client) probeEndpoint(ctx context.Context, endpoint string) (topology.R
 			if err := listCtx.Err(); err != nil {
 				return err
 			}
-			queues = newQueueCounter(len(nodes), mirroringSupported(ov.Version), policies, c.cfg.PerQueueMetrics)
+			running := make(map[string]bool, len(nodes))
+			for _, n := range nodes {
+				running[n.Name] = n.IsRunning
+			}
+			queues = newQueueCounter(running, mirroringSupported(ov.Version), policies, c.cfg.PerQueueMetrics)
 			return decodeQueues(body, queues.add)
 		})
 	})
@@ -244,9 +251,10 @@ func (c *Client) probeEndpoint(ctx context.Context, endpoint string) (topology.R
 	return topology.RabbitCluster{
 		Name: c.cfg.Name, Site: c.cfg.Site, Up: true,
 		Version: ov.Version, ClusterName: ov.ClusterName,
+		PartitionHandling:  c.cfg.PartitionHandling,
 		MirroringSupported: mirroringSupported(ov.Version),
 		Nodes:              c.nodes(nodes),
-		FederationLinks:    federationLinks(links),
+		FederationLinks:    c.missingLinks(federationLinks(links)),
 		Queues:             queues.groups(),
 		PerQueue:           queues.perQueue,
 	}, nil
@@ -290,6 +298,61 @@ func (c *Client) nodes(infos []rabbithole.NodeInfo) []topology.RabbitNode {
 	return out
 }
 
+// LinkMissing is the status of an expected federation link the cluster
+// does not run: configured, or seen before.
+const LinkMissing = "missing"
+
+// missingLinks adds to the links the cluster runs every expected one it does
+// not: configured (federation_links), or seen by an earlier probe. A link
+// that vanished reads down rather than disappearing with its series.
+func (c *Client) missingLinks(links []topology.FederationLink) []topology.FederationLink {
+	key := func(l topology.FederationLink) topology.FederationLink {
+		return topology.FederationLink{VHost: l.VHost, Upstream: l.Upstream, Type: l.Type, Name: l.Name}
+	}
+	present := map[topology.FederationLink]bool{}
+	for _, l := range links {
+		present[key(l)] = true
+	}
+	expected := map[topology.FederationLink]bool{}
+	for _, l := range c.cfg.FederationLinks {
+		k := topology.FederationLink{VHost: l.VHost, Upstream: l.Upstream, Type: "exchange", Name: l.Exchange}
+		if l.Queue != "" {
+			k.Type, k.Name = "queue", l.Queue
+		}
+		expected[k] = true
+	}
+	c.mu.Lock()
+	if c.seenLinks == nil {
+		c.seenLinks = map[topology.FederationLink]bool{}
+	}
+	for k := range present {
+		c.seenLinks[k] = true
+	}
+	for k := range c.seenLinks {
+		expected[k] = true
+	}
+	c.mu.Unlock()
+	added := false
+	for k := range expected {
+		if !present[k] {
+			k.Status, k.Error = LinkMissing, "expected link not running"
+			links = append(links, k)
+			added = true
+		}
+	}
+	if added {
+		sortLinks(links)
+	}
+	return links
+}
+
+func sortLinks(links []topology.FederationLink) {
+	slices.SortFunc(links, func(a, b topology.FederationLink) int {
+		return strings.Compare(a.VHost+"\x00"+a.Upstream+"\x00"+a.Type+"\x00"+a.Name,
+			b.VHost+"\x00"+b.Upstream+"\x00"+b.Type+"\x00"+b.Name)
+	})
+}
+
 // federationLinks keeps one link per vhost, upstream and federated exchange
 // or queue; where a clustered downstream runs several, the worst status wins.
 func federationLinks(raw rabbithole.FederationLinkMap) []topology.FederationLink {
@@ -311,10 +374,7 @@ func federationLinks(raw rabbithole.FederationLinkMap) []topology.FederationLink
 		index[key] = len(out)
 		out = append(out, l)
 	}
-	slices.SortFunc(out, func(a, b topology.FederationLink) int {
-		return strings.Compare(a.VHost+"\x00"+a.Upstream+"\x00"+a.Type+"\x00"+a.Name,
-			b.VHost+"\x00"+b.Upstream+"\x00"+b.Type+"\x00"+b.Name)
-	})
+	sortLinks(out)
 	return out
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -81,18 +82,21 @@ func TestProbeRecorded(t *testing.T) {
 			dir: "3.10/healthy",
 			want: topology.RabbitCluster{
 				Nodes:  healthyNodes,
-				Queues: []topology.QueueGroup{{VHost: "/", Type: "classic", Count: 4}, {VHost: "/", Type: "quorum", Count: 1}},
+				Queues: []topology.QueueGroup{{VHost: "/", Type: "classic", Count: 4}, {VHost: "/", Type: "quorum", Count: 1, QuorumSpare: 1}},
 			},
 		},
 		{
-			// ha-all wants 2 mirrors and has 1; ha-two (exactly 2) wants 1
+			// One node of three stopped for maintenance: ha-all wants a
+			// mirror on each running node but the leader's, 1, and has it
+			// synchronised; ha-two (exactly 2) wants min(2, 2 running) − 1 = 1
 			// and was re-mirrored; the quorum queue has a bare majority.
+			// Nothing is unsynchronised (issue 19, item 8).
 			dir: "3.10/one-stopped",
 			want: topology.RabbitCluster{
 				// stop_app leaves the Erlang VM, and its links, up.
 				Nodes: []topology.RabbitNode{running(r1, "dc1", r2, r3), running(r2, "dc1", r1, r3), {Name: r3, Site: "dc2"}},
 				Queues: []topology.QueueGroup{
-					{VHost: "/", Type: "classic", Count: 4, Unsynchronised: 1},
+					{VHost: "/", Type: "classic", Count: 4},
 					{VHost: "/", Type: "quorum", Count: 1, QuorumCritical: 1},
 				},
 			},
@@ -102,7 +106,9 @@ func TestProbeRecorded(t *testing.T) {
 			want: topology.RabbitCluster{
 				Nodes: []topology.RabbitNode{running(r1, "dc1", r2, r3), {Name: r2, Site: "dc1"}, {Name: r3, Site: "dc2"}},
 				Queues: []topology.QueueGroup{
-					{VHost: "/", Type: "classic", Count: 4, Unsynchronised: 2, MirrorSyncCritical: 2},
+					// One node running: no mirror can be placed, yet the
+					// leader holds the only copy the policies want copied.
+					{VHost: "/", Type: "classic", Count: 4, MirrorSyncCritical: 2},
 					{VHost: "/", Type: "quorum", Count: 1, WithoutQuorum: 1},
 				},
 			},
@@ -115,7 +121,7 @@ func TestProbeRecorded(t *testing.T) {
 					{Name: r2, Site: "dc1", Running: true, Peers: []string{r1, r3}, MemAlarm: true},
 					running(r3, "dc2", r1, r2),
 				},
-				Queues: []topology.QueueGroup{{VHost: "/", Type: "classic", Count: 3}, {VHost: "/", Type: "quorum", Count: 1}},
+				Queues: []topology.QueueGroup{{VHost: "/", Type: "classic", Count: 3}, {VHost: "/", Type: "quorum", Count: 1, QuorumSpare: 1}},
 			},
 		},
 		{
@@ -139,7 +145,7 @@ func TestProbeRecorded(t *testing.T) {
 			dir: "4.0/healthy",
 			want: topology.RabbitCluster{
 				Nodes:  healthyNodes,
-				Queues: []topology.QueueGroup{{VHost: "/", Type: "classic", Count: 4}, {VHost: "/", Type: "quorum", Count: 1}},
+				Queues: []topology.QueueGroup{{VHost: "/", Type: "classic", Count: 4}, {VHost: "/", Type: "quorum", Count: 1, QuorumSpare: 1}},
 			},
 		},
 	} {
@@ -342,5 +348,41 @@ func TestRedirectSendsNothingElsewhere(t *testing.T) {
 	}
 	if got := thief.Requests(); len(got) > 0 {
 		t.Errorf("the other port received %d requests:\n%s", len(got), strings.Join(got, "\n"))
+	}
+}
+
+// Issue 19, item 10: a federation link that is expected (configured) or was
+// seen by an earlier probe and is gone reads as a link not running, so that
+// IAPRabbitmqFederationLinkDown fires for it instead of its series vanishing.
+func TestProbeReportsMissingFederationLinks(t *testing.T) {
+	healthy, dr := serveRecorded(t, "3.10/healthy"), serveRecorded(t, "3.10/dr-healthy")
+	c, err := NewClient(config.RabbitCluster{
+		Name: "dr", Site: "dc2", URLs: []string{dr.URL},
+		Credentials:     config.Credentials{Username: "guest", Password: "secret"},
+		Timeout:         model.Duration(5 * time.Second),
+		FederationLinks: []config.FederationLink{{VHost: "/", Upstream: "dc1", Exchange: "fed.audit"}},
+	}, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	status := func(s topology.RabbitCluster) map[string]string {
+		out := map[string]string{}
+		for _, l := range s.FederationLinks {
+			out[l.Type+" "+l.Name] = l.Status
+		}
+		return out
+	}
+	got := status(c.Probe(context.Background()))
+	want := map[string]string{"exchange fed.events": "running", "queue fed.tasks": "running", "exchange fed.audit": LinkMissing}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("first probe: links %v, want %v", got, want)
+	}
+	// The same client now reads a cluster with no federation link at all.
+	c.cfg.URLs = []string{healthy.URL}
+	got = status(c.Probe(context.Background()))
+	want = map[string]string{"exchange fed.events": LinkMissing, "queue fed.tasks": LinkMissing, "exchange fed.audit": LinkMissing}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after the links vanished: %v, want %v", got, want)
 	}
 }

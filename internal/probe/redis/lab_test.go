@@ -419,3 +419,32 @@ func TestLabTLS(t *testing.T) {
 		}
 	}
 }
+
+// Issue 19, item 5: a replica made master by hand (REPLICAOF NO ONE) answers
+// role:master beside the master the Sentinels follow. The Sentinels still
+// agree, so only the data nodes show the two heads, until the Sentinels
+// turn it back into a replica.
+func TestLabTwoMasters(t *testing.T) {
+	t.Parallel()
+	g := startGroup(t, lab.SentinelOptions{})
+	p := labProber(t, g.Config("dc1"))
+	waitFor(t, p, 10*time.Second, settled(2))
+	rogue := g.Nodes[1].Addr
+	c := g.Client(rogue)
+	defer c.Close()
+	if err := c.ReplicaOf(context.Background(), "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFor(t, p, 10*time.Second, func(s topology.SentinelGroup) error {
+		if n := node(s, rogue); !n.Up || n.Role != roleMaster {
+			return fmt.Errorf("%s: %+v, want it answering as master", rogue, n)
+		}
+		return nil
+	})
+	if m := masters(got); len(m) != 1 {
+		t.Errorf("the Sentinels disagree (%v): the case is two data nodes, one Sentinel view", m)
+	}
+	if sb := got.Split(); !sb.Active || !strings.Contains(sb.Reason, rogue) {
+		t.Errorf("split brain %+v, want it active and naming %s", sb, rogue)
+	}
+}
