@@ -8,7 +8,7 @@ FUZZTIME  ?= 3s
 # `make fuzz` runs each target this long.
 LONGFUZZ  ?= 2m
 
-.PHONY: all build static package image test unit fuzz-short fuzz lint bench demo demo-down demo-iap e2e soak screenshot dashboards clean
+.PHONY: all build static package image test unit stress-test fuzz-short fuzz lint bench demo demo-down demo-iap e2e soak screenshot dashboards clean
 
 all: lint build test
 
@@ -44,6 +44,13 @@ test: unit fuzz-short
 
 unit:
 	$(GO) test -count=1 -timeout 25m $(PKGS)
+
+# The unit tests (fuzz seeds included) with every core taken by stress-ng,
+# as on a busy CI machine; stress-ng stops when they end, pass or fail.
+# make stress-test PKGS=./remediation/ STRESSFLAGS=-count=3
+STRESSFLAGS ?=
+stress-test:
+	PKGS='$(PKGS)' TESTFLAGS='$(STRESSFLAGS)' ./scripts/stress-test.sh
 
 fuzz-short:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

@@ -168,7 +168,7 @@ func TestIAPCollectorDeadline(t *testing.T) {
 	defer sim.Close()
 	sim.Server("hung").SetFault(iapsim.Fault{Mode: iapsim.FaultHung})
 	cfg := &config.Config{IAP: config.IAP{
-		HealthTimeout: model.Duration(200 * time.Millisecond),
+		HealthTimeout: model.Duration(2 * time.Second), // the hung server costs it once; the other must answer within it on a busy machine
 		Auth:          config.IAPAuth{Credentials: config.Credentials{Username: "admin", Password: "pw"}},
 	}}
 	for _, s := range sim.Servers() {

@@ -386,6 +386,21 @@ func (e *estate) startCompacting(t *testing.T, yaml string, cfg *config.Config, 
 	return &receiver{Receiver: rcv, url: srv.URL, journal: rc.JournalFile}, stop
 }
 
+// awaitCompactions waits for the worker's compaction after a batch: it
+// follows the batch's processed record, which is all settle waits for.
+func (r *receiver) awaitCompactions(t *testing.T, least float64) {
+	t.Helper()
+	err := lab.Retry(30*time.Second, 20*time.Millisecond, func() error {
+		if n := testutil.ToFloat64(r.metrics.compactions); n < least {
+			return fmt.Errorf("%v compactions after the batch, want at least %v", n, least)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func skippedFor(r *receiver, reason string) float64 {
 	return testutil.ToFloat64(r.metrics.skipped.WithLabelValues(reason))
 }
@@ -402,17 +417,10 @@ func TestCompactedJournalKeepsDedupAndCooldown(t *testing.T) {
 
 	r, stop := e.startCompacting(t, yaml, cfg, 0) // compacts after every batch
 	r.post(t, incident)
-	r.settle(t)
-	// The worker compacts after the batch that settle saw journaled.
-	err := lab.Retry(10*time.Second, 10*time.Millisecond, func() error {
-		if n := testutil.ToFloat64(r.metrics.compactions); n < 1 {
-			return fmt.Errorf("%v compactions", n)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	if got, want := outcomes(r.settle(t)), []string{"fp-iap-dc1-1: success iap-dc1-1 → iap-dc1-3"}; !equal(got, want) {
+		t.Fatalf("outcomes %q, want %q", got, want)
 	}
+	r.awaitCompactions(t, 1)
 	r.post(t, incident)
 	r.settle(t)
 	if n := skippedFor(r, reasonDedup); n != 1 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -31,32 +32,36 @@ func (f fakeTarget) Close() error {
 	return nil
 }
 
+// On synctest's clock: the delays and the deadline are exact, so b and c
+// finish before the deadline however busy the machine, if they run at once.
 func TestSetKeepsOrderAndRunsConcurrently(t *testing.T) {
-	var closed []string
-	build := func(name string) (Target[string], error) {
-		// The first target is the slowest: its result must still come first.
-		delay := 10 * time.Millisecond
-		if name == "a" {
-			delay = 300 * time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		var closed []string
+		build := func(name string) (Target[string], error) {
+			// The first target is the slowest: its result must still come first.
+			delay := 60 * time.Millisecond
+			if name == "a" {
+				delay = 300 * time.Millisecond
+			}
+			return fakeTarget{name: name, delay: delay, closed: &closed}, nil
 		}
-		return fakeTarget{name: name, delay: delay, closed: &closed}, nil
-	}
-	s, err := NewSet([]string{"a", "b", "c"}, build)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	got := s.Probe(ctx)
-	// Run in turn, b and c would have been probed after a was cut; run
-	// together they finish before the deadline.
-	if want := []string{"a cut", "b", "c"}; !slices.Equal(got, want) {
-		t.Errorf("Probe = %v, want %v", got, want)
-	}
-	s.Close()
-	if want := []string{"a", "b", "c"}; !slices.Equal(closed, want) {
-		t.Errorf("closed %v, want %v", closed, want)
-	}
+		s, err := NewSet([]string{"a", "b", "c"}, build)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		got := s.Probe(ctx)
+		// Run in turn, b and c would have been probed after a was cut (or c
+		// after b, 120 ms); run together they finish before the deadline.
+		if want := []string{"a cut", "b", "c"}; !slices.Equal(got, want) {
+			t.Errorf("Probe = %v, want %v", got, want)
+		}
+		s.Close()
+		if want := []string{"a", "b", "c"}; !slices.Equal(closed, want) {
+			t.Errorf("closed %v, want %v", closed, want)
+		}
+	})
 }
 
 func TestNewSetClosesWhatItBuiltOnError(t *testing.T) {

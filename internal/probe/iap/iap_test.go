@@ -277,13 +277,15 @@ func TestProbeFaults(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // the hung cases each wait out a timeout
 			sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{
 				{Name: "faulty", Cluster: "dc1", Role: "active"},
 				{Name: "healthy", Cluster: "dc1", Role: "active"},
 			}})
 			cfg := configFor(sim, userAuth())
-			cfg.HealthTimeout = model.Duration(300 * time.Millisecond)
-			cfg.Timeout = model.Duration(time.Second)
+			// Long enough for the healthy server's answers on a busy machine.
+			cfg.HealthTimeout = model.Duration(2 * time.Second)
+			cfg.Timeout = model.Duration(4 * time.Second)
 			if tc.name == "standby starts working" {
 				sim.Server("faulty").SetWorkers(false, false)
 				cfg.Servers[0].Role = "standby"
@@ -473,7 +475,8 @@ func TestProbeRoundTrips(t *testing.T) {
 	p := newProber(t, cfg)
 	wantHealthy(t, probeOne(t, p, "iap-1")) // logs in
 
-	const delay = 300 * time.Millisecond
+	// Long against a busy machine's own delays: the count of delays is measured.
+	const delay = time.Second
 	sim.Server("iap-1").SetFault(iapsim.Fault{Mode: iapsim.FaultSlow, Delay: delay})
 	start := time.Now()
 	got := probeOne(t, p, "iap-1")
@@ -495,8 +498,10 @@ func TestProbeRoundTrips(t *testing.T) {
 func TestHealthHungDetailsAnswer(t *testing.T) {
 	sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "iap-1"}}})
 	cfg := configFor(sim, userAuth())
-	cfg.HealthTimeout = model.Duration(300 * time.Millisecond)
-	cfg.Timeout = model.Duration(5 * time.Second)
+	// Apart by far more than a busy machine's delays; the first probe's
+	// health check must answer within the shorter one.
+	cfg.HealthTimeout = model.Duration(2 * time.Second)
+	cfg.Timeout = model.Duration(20 * time.Second)
 	p := newProber(t, cfg)
 	wantHealthy(t, probeOne(t, p, "iap-1")) // logs in
 
@@ -515,8 +520,8 @@ func TestHealthHungDetailsAnswer(t *testing.T) {
 	if srv.Requests("/health/server") == asked {
 		t.Error("the authenticated calls were not sent with the health check")
 	}
-	if elapsed > 2*time.Second {
-		t.Errorf("probe took %s: a hung health check must cost the health timeout (300ms), not the server's (5s)", elapsed)
+	if elapsed > 10*time.Second {
+		t.Errorf("probe took %s: a hung health check must cost the health timeout (2s), not the server's (20s)", elapsed)
 	}
 }
 
@@ -529,8 +534,10 @@ func TestFirstLoginSkipsAHungServer(t *testing.T) {
 	}})
 	sim.Server("hung").SetFault(iapsim.Fault{Mode: iapsim.FaultHung})
 	cfg := configFor(sim, userAuth())
-	cfg.HealthTimeout = model.Duration(300 * time.Millisecond)
-	cfg.Timeout = model.Duration(5 * time.Second)
+	// Apart by far more than a busy machine's delays; the first probe's
+	// health check must answer within the shorter one.
+	cfg.HealthTimeout = model.Duration(2 * time.Second)
+	cfg.Timeout = model.Duration(20 * time.Second)
 	p := newProber(t, cfg)
 
 	start := time.Now()
@@ -544,8 +551,8 @@ func TestFirstLoginSkipsAHungServer(t *testing.T) {
 	if n := sim.Logins(); n != 1 {
 		t.Errorf("%d logins, want 1", n)
 	}
-	if elapsed > 2*time.Second {
-		t.Errorf("probe took %s, want about the health timeout (300ms)", elapsed)
+	if elapsed > 10*time.Second {
+		t.Errorf("probe took %s, want about the health timeout (2s), far from the server's (20s)", elapsed)
 	}
 }
 
