@@ -4,9 +4,12 @@
 //
 // A notification is journaled (fsynced) before the receiver answers 202; a
 // single worker then takes every alert through the gates, in order:
-// incident already decided → cluster opted in → not paused → cooldown →
-// not blocked by a failed action → fresh re-verification with the exporter's
-// own probes and HA model → cross-site approval → dry-run. Only then does it
+// incident already settled → cluster opted in → not paused → cooldown of
+// the failed server → not blocked by a failed action → fresh
+// re-verification with the exporter's own probes and HA model → cooldown of
+// the standby → cross-site approval → dry-run. Only an action, or a refusal
+// the incident cannot change (not opted in, dry run), settles an incident;
+// Alertmanager's resends of it are decided again after any other refusal. Only then does it
 // take a lease in the estate's Redis (through Sentinel), fence the failed
 // server, activate the standby's workers, confirm, and run the site's
 // scripts. Every decision is journaled, logged in the audit log and counted.
@@ -655,7 +658,7 @@ func (r *Receiver) handleAlert(ctx context.Context, a Alert, b *batch) error {
 // skip records an alert not acted on.
 func (r *Receiver) skip(b *batch, req request, reason, detail string) {
 	b.recs = append(b.recs, record{Kind: kindDecision, Incident: req.incident, Outcome: reason, Error: detail})
-	if decides(reason) {
+	if considered(reason) {
 		b.decided[req.incident] = true
 	}
 	r.metrics.skipped.WithLabelValues(reason).Inc()
@@ -706,8 +709,8 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 			return skip(reasonPaused, "paused while %s exists", r.cur.cfg.PauseFile)
 		}
 	}
-	if last, ok := r.state.lastAction[cluster]; ok && time.Since(last) < time.Duration(r.cur.cfg.Cooldown) {
-		return skip(reasonCooldown, "an action in cluster %s started at %s, less than %s ago", cluster, last.Format(time.RFC3339), r.cur.cfg.Cooldown)
+	if detail, cooling := r.coolingDown(req.from); cooling {
+		return skip(reasonCooldown, "%s", detail)
 	}
 	if f := r.state.blockedBy; f != nil {
 		return skip(reasonBlocked, "the action of incident %s ended %s at %s (%s); run `iap_ha_exporter remediation ack` after checking", f.Incident, f.Result, f.Time.Format(time.RFC3339), f.Error)
@@ -718,6 +721,9 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 	plan, refused := r.verify(ctx, req, &b.seen)
 	if refused != nil {
 		return skip(refused.reason, "%s", refused.detail)
+	}
+	if detail, cooling := r.coolingDown(plan.To); cooling {
+		return skip(reasonCooldown, "%s", detail)
 	}
 	if plan.CrossSite && !opt.AllowCrossSite {
 		return skip(reasonCrossSite, "the standby %s is in site %s, %s in %s; set allow_cross_site for cluster %s to approve", plan.To, plan.ToSite, plan.From, plan.FromSite, cluster)
@@ -730,6 +736,18 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 		return reasonDryRun, "dry run", nil
 	}
 	return r.act(ctx, req, plan, b)
+}
+
+// coolingDown reports whether an action involving server started less than
+// the cooldown ago: a server that failed, or was promoted, so recently is
+// flapping, and another action would make it worse. Another server of the
+// same cluster (the second active of a lost site) is not held back.
+func (r *Receiver) coolingDown(server string) (string, bool) {
+	last, ok := r.state.lastAction[server]
+	if !ok || time.Since(last) >= time.Duration(r.cur.cfg.Cooldown) {
+		return "", false
+	}
+	return fmt.Sprintf("an action involving %s started at %s, less than %s ago", server, last.Format(time.RFC3339), r.cur.cfg.Cooldown), true
 }
 
 // verify probes afresh and plans the promotion.
@@ -798,6 +816,9 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 		return skip(refused.reason, "under the lease: %s", refused.detail)
 	}
 	*plan = *fresh
+	if detail, cooling := r.coolingDown(plan.To); cooling {
+		return skip(reasonCooldown, "under the lease: %s", detail)
+	}
 	taken, by, err := r.cur.lease.claim(ctx, req.incident)
 	switch {
 	case err != nil:

@@ -28,8 +28,9 @@ type state struct {
 	// incidents are the incidents decided or resolved, and those of the
 	// actions the state keeps; prune forgets the old ones.
 	incidents map[string]*incident
-	// lastAction is when the last action of each cluster started, and
-	// lastStarted its record.
+	// lastAction is when the last action involving each server (as the
+	// failed one or the standby) started, and lastStarted its record: the
+	// cooldown guards a server, not its cluster.
 	lastAction  map[string]time.Time
 	lastStarted map[string]*entry
 	// lastActionAt is when any action last started or ended.
@@ -95,7 +96,7 @@ func (s *state) apply(r record) {
 				inc.resolved = e
 			}
 			inc.last = e
-		case decides(r.Outcome):
+		case settles(r.Outcome):
 			inc := s.incident(r.Incident)
 			if inc.settled == nil {
 				inc.settled = e
@@ -114,8 +115,12 @@ func (s *state) apply(r record) {
 		}
 		inc.started, inc.last = e, e
 		s.inFlight[r.Incident] = r
-		s.lastAction[r.Cluster] = r.Time
-		s.lastStarted[r.Cluster] = e
+		if r.Plan != nil {
+			for _, server := range []string{r.Plan.From, r.Plan.To} {
+				s.lastAction[server] = r.Time
+				s.lastStarted[server] = e
+			}
+		}
 		s.lastActionAt = r.Time
 	case kindFinished:
 		inc := s.incident(r.Incident)
@@ -163,7 +168,7 @@ func dropProcessed(pending []entry, ids []string) []entry {
 
 // prune forgets the incidents whose last record is older than cutoff,
 // except those the state still needs: an action running, the last action
-// of a cluster (cooldown), the failure that blocks and the last action that
+// of a server (cooldown), the failure that blocks and the last action that
 // ended.
 func (s *state) prune(cutoff time.Time) {
 	keep := map[string]bool{}
@@ -223,11 +228,21 @@ func (s *state) snapshot() []record {
 	return recs
 }
 
-// decides reports whether an outcome settles its incident: once past the
-// dedup gate an incident is decided once, whatever the outcome; a resend is
-// never reconsidered (a person decides with `promote`). Outcomes before the
-// gate (resolved, not ours, truncated) and the dedup itself settle nothing.
-func decides(outcome string) bool {
+// settles reports whether an outcome settles its incident for good, so that
+// every resend is a duplicate: only a refusal that the incident cannot
+// change (its cluster is not opted in, a dry run). An action settles its
+// incident too, by its started record. Every other refusal holds for a
+// while (paused, cooldown, lease, blocked, in progress) or for what the
+// probes saw then (verification, veto): Alertmanager resends a firing alert
+// every repeat_interval, and each resend is decided again.
+func settles(outcome string) bool {
+	return outcome == reasonNotOptedIn || outcome == reasonDryRun
+}
+
+// considered reports whether an outcome went past the dedup gate: a
+// duplicate of the incident in the same batch is not decided again, on the
+// same view of the estate.
+func considered(outcome string) bool {
 	switch outcome {
 	case reasonResolved, reasonNotRemediable, reasonTruncated, reasonDedup:
 		return false

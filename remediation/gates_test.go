@@ -1,0 +1,114 @@
+package remediation
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// Alertmanager resends a firing alert every repeat_interval with the same
+// fingerprint and startsAt: one incident. A gate that only holds for a while
+// (paused here) must leave it open, so that the resend after the pause acts.
+func TestPausedIncidentIsReevaluatedOnResend(t *testing.T) {
+	e := startEstate(t)
+	cfg := e.config(t, nil)
+	pause := filepath.Join(e.dir, "pause")
+	if err := os.WriteFile(pause, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.startReceiver(t, remediationYAML(t, "dc1", "pause_file: "+pause+"\n"), cfg, cfg)
+	e.down(t, "iap-dc1-1")
+	incident := alertFor(t, "iap-dc1-1", time.Now().Add(-time.Minute), StatusFiring)
+	r.post(t, incident)
+	r.settle(t)
+	if err := os.Remove(pause); err != nil {
+		t.Fatal(err)
+	}
+	r.post(t, incident) // the repeat_interval resend
+	got := outcomes(r.settle(t))
+	want := []string{"fp-iap-dc1-1: paused", "fp-iap-dc1-1: success iap-dc1-1 → iap-dc1-3"}
+	if !equal(got, want) {
+		t.Errorf("outcomes %v, want %v", got, want)
+	}
+	if got := e.activations(); len(got) != 1 || got["iap-dc1-3"] != 1 {
+		t.Errorf("activations %v, want one of iap-dc1-3", got)
+	}
+}
+
+// A verification that failed (no healthy standby then) is not the last word
+// on the incident: once a standby is healthy, the resend promotes it.
+func TestFailedVerificationIsReevaluatedOnResend(t *testing.T) {
+	e := startEstate(t)
+	cfg := e.config(t, nil)
+	r := e.startReceiver(t, remediationYAML(t, "dc1", ""), cfg, cfg)
+	e.down(t, "iap-dc1-1")
+	for _, s := range []string{"iap-dc1-3", "iap-dc2-1"} {
+		if err := e.sim.Server(s).SetService("mongo", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	incident := alertFor(t, "iap-dc1-1", time.Now().Add(-time.Minute), StatusFiring)
+	r.post(t, incident)
+	r.settle(t)
+	if err := e.sim.Server("iap-dc1-3").SetService("mongo", true); err != nil {
+		t.Fatal(err)
+	}
+	r.post(t, incident)
+	got := outcomes(r.settle(t))
+	want := []string{"fp-iap-dc1-1: verification_failed", "fp-iap-dc1-1: success iap-dc1-1 → iap-dc1-3"}
+	if !equal(got, want) {
+		t.Errorf("outcomes %v, want %v", got, want)
+	}
+}
+
+// Losing a site's two actives asks for two promotions within one cooldown:
+// the cooldown guards a server against flapping, it does not stop the
+// second failed server. A new incident of a server acted on less than the
+// cooldown ago is held back, and the HA model's "working >= declared" stays
+// the stop for anything more.
+func TestCooldownGuardsTheServerNotTheSecondFailure(t *testing.T) {
+	e := startEstate(t)
+	cfg := e.config(t, nil)
+	yaml := strings.Replace(remediationYAML(t, "dc1", ""), "cooldown: 1ms", "cooldown: 1h", 1)
+	yaml = strings.Replace(yaml, "clusters: [{name: prod}]", "clusters: [{name: prod, allow_cross_site: true}]", 1)
+	r := e.startReceiver(t, yaml, cfg, cfg)
+	e.down(t, "iap-dc1-1")
+	r.post(t, alertFor(t, "iap-dc1-1", time.Now().Add(-time.Minute), StatusFiring))
+	r.settle(t)
+	e.down(t, "iap-dc1-2")
+	r.post(t, alertFor(t, "iap-dc1-2", time.Now().Add(-time.Minute), StatusFiring))
+	r.settle(t)
+	// iap-dc1-1 flaps: a new episode (a new startsAt) of a server acted on.
+	r.post(t, alertFor(t, "iap-dc1-1", time.Now(), StatusFiring))
+	recs := r.settle(t)
+	got := outcomes(recs)
+	want := []string{
+		"fp-iap-dc1-1: success iap-dc1-1 → iap-dc1-3",
+		"fp-iap-dc1-2: success iap-dc1-2 → iap-dc2-1",
+		"fp-iap-dc1-1: cooldown",
+	}
+	if !equal(got, want) {
+		t.Errorf("outcomes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	started := 0
+	for _, rec := range recs {
+		if rec.Kind == kindStarted {
+			started++
+		}
+	}
+	if started != 2 {
+		t.Errorf("%d actions started, want 2", started)
+	}
+	for _, s := range []string{"iap-dc1-3", "iap-dc2-1"} {
+		if task, job := e.sim.Server(s).Workers(); !task || !job {
+			t.Errorf("%s workers: task %v job %v, want both running", s, task, job)
+		}
+	}
+	if n := testutil.ToFloat64(r.metrics.skipped.WithLabelValues(reasonCooldown)); n != 1 {
+		t.Errorf("skipped_total{reason=cooldown} = %v, want 1", n)
+	}
+}
