@@ -95,18 +95,81 @@ func (l *lease) release(ctx context.Context, cluster string) error {
 	return releaseScript.Run(ctx, l.client, []string{l.key(cluster)}, l.holder).Err()
 }
 
-// claim records in Redis that this holder takes an incident; taken is false
-// (with the holder that did) when another receiver took it first, so that a
+// claimStartedSuffix marks a claim whose holder journaled the start of its
+// action: from then on the incident is that holder's.
+const claimStartedSuffix = ":started"
+
+// claimScript takes an incident for ARGV[1] (SET NX), or takes it over
+// from a holder that never started acting on it: the caller holds the
+// lease, so no other receiver acts right now, and one that claimed without
+// marking the claim started ran no step (it crashed before its first step,
+// or refused). ARGV[2] is the holder this receiver's own journal says
+// claimed the incident, a previous run of it: a claim that run marked
+// started without journaling the start ran no step either. It returns
+// {1, holder} when taken, {2, previous} when taken over, {0, holder} when
+// another holder started on it.
+var claimScript = redis.NewScript(`
+local v = redis.call("GET", KEYS[1])
+if not v then
+	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
+	return {1, ARGV[1]}
+end
+if v == ARGV[1] then
+	return {1, v}
+end
+local suffix = ARGV[4]
+local started = string.sub(v, -string.len(suffix)) == suffix
+if not started or (ARGV[2] ~= "" and v == ARGV[2] .. suffix) then
+	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
+	return {2, v}
+end
+return {0, v}`)
+
+// claimResult is what claim found.
+type claimResult int
+
+const (
+	claimTakenByOther claimResult = iota
+	claimTaken
+	claimTakenOver
+)
+
+// claim records in Redis that this holder takes an incident, so that a
 // receiver that gets the lease after another released it does not act on
-// the same incident again.
-func (l *lease) claim(ctx context.Context, incident string) (taken bool, by string, err error) {
-	key := l.prefix + "incident:" + incident
-	ok, err := l.client.SetNX(ctx, key, l.holder, incidentTTL).Result()
-	if err != nil || ok {
-		return ok, l.holder, err
+// the same incident again. previous is the holder this receiver's journal
+// says claimed it before (a previous run), or "". by is the holder found
+// when the claim was another's.
+func (l *lease) claim(ctx context.Context, incident, previous string) (claimResult, string, error) {
+	res, err := claimScript.Run(ctx, l.client, []string{l.incidentKey(incident)},
+		l.holder, previous, incidentTTL.Milliseconds(), claimStartedSuffix).Slice()
+	if err != nil {
+		return claimTakenByOther, "", err
 	}
-	by, err = l.client.Get(ctx, key).Result()
-	return false, by, err
+	if len(res) != 2 {
+		return claimTakenByOther, "", fmt.Errorf("claim: unexpected answer %v", res)
+	}
+	code, _ := res[0].(int64)
+	by, _ := res[1].(string)
+	return claimResult(code), by, nil
 }
+
+// markStartedScript marks the claim started while it is still ARGV[1]'s.
+var markStartedScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	redis.call("SET", KEYS[1], ARGV[1] .. ARGV[2], "KEEPTTL")
+	return 1
+end
+return 0`)
+
+// markStarted marks this holder's claim of an incident started, just
+// before its action is journaled as started. ok is false when the claim is
+// no longer this holder's: another receiver took it over (this one's lease
+// expired meanwhile), and this one must not act.
+func (l *lease) markStarted(ctx context.Context, incident string) (ok bool, err error) {
+	n, err := markStartedScript.Run(ctx, l.client, []string{l.incidentKey(incident)}, l.holder, claimStartedSuffix).Int()
+	return n == 1, err
+}
+
+func (l *lease) incidentKey(incident string) string { return l.prefix + "incident:" + incident }
 
 func (l *lease) close() error { return l.client.Close() }

@@ -819,12 +819,23 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	if detail, cooling := r.coolingDown(plan.To); cooling {
 		return skip(reasonCooldown, "under the lease: %s", detail)
 	}
-	taken, by, err := r.cur.lease.claim(ctx, req.incident)
+	claimed, by, err := r.cur.lease.claim(ctx, req.incident, r.state.claimedBy(req.incident))
 	switch {
 	case err != nil:
 		return skip(reasonLeaseUnavailable, "the incident could not be claimed in Redis %s: %v", r.cur.cfg.Lease.Redis, err)
-	case !taken:
-		return skip(reasonDedup, "receiver %s already took this incident", by)
+	case claimed == claimTakenByOther:
+		return skip(reasonDedup, "receiver %s already took this incident", strings.TrimSuffix(by, claimStartedSuffix))
+	case claimed == claimTakenOver:
+		r.logger.Warn("remediation: incident claimed before and never started (a receiver stopped between its claim and its first step, or refused); deciding it again",
+			"incident", req.incident, "claimed_by", by)
+	}
+	// A crash from here to the start record leaves the claim in the
+	// journal: the next run takes it over instead of reading it as taken.
+	if err := r.journal.Append(ctx, record{Kind: kindClaimed, Incident: req.incident, Cluster: plan.Cluster, Holder: r.instance}); err != nil {
+		return "", "", err
+	}
+	if err := r.catchUp(); err != nil {
+		return "", "", err
 	}
 
 	if scripts := r.cur.cfg.Scripts.PreCheck; len(scripts) > 0 {
@@ -835,6 +846,12 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 		}
 	}
 
+	switch ok, err := r.cur.lease.markStarted(ctx, req.incident); {
+	case err != nil:
+		return skip(reasonLeaseUnavailable, "the claim of the incident could not be marked started in Redis %s: %v; no action without it", r.cur.cfg.Lease.Redis, err)
+	case !ok:
+		return skip(reasonLeaseHeld, "another receiver took the incident over while this one held it (its lease expired?); no action")
+	}
 	if err := r.journal.Append(ctx, record{Kind: kindStarted, Incident: req.incident, Cluster: plan.Cluster, Plan: plan}); err != nil {
 		r.metrics.actions.WithLabelValues(actionPromote, ResultFailure).Inc()
 		r.cur.audit.step(req.incident, actionPromote, ResultFailure, "error", "not started: the journal failed: "+err.Error())

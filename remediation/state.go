@@ -52,6 +52,7 @@ type entry struct {
 // incident is what the journal says of one incident.
 type incident struct {
 	settled  *entry // the decision or start that settled it; nil while not
+	claimed  *entry // the last claim in Redis this receiver journaled
 	resolved *entry // the first notice that it is resolved
 	started  *entry // its action, if one started
 	finished *entry
@@ -108,6 +109,9 @@ func (s *state) apply(r record) {
 				inc.last = e
 			}
 		}
+	case kindClaimed:
+		inc := s.incident(r.Incident)
+		inc.claimed, inc.last = e, e
 	case kindStarted:
 		inc := s.incident(r.Incident)
 		if inc.settled == nil {
@@ -150,6 +154,15 @@ func (s *state) incident(id string) *incident {
 func (s *state) decided(id string) bool {
 	inc, ok := s.incidents[id]
 	return ok && inc.settled != nil
+}
+
+// claimedBy is the lease holder that, by this journal, last claimed an
+// incident in Redis: this process or a previous run of this receiver.
+func (s *state) claimedBy(id string) string {
+	if inc, ok := s.incidents[id]; ok && inc.claimed != nil {
+		return inc.claimed.Holder
+	}
+	return ""
 }
 
 // resolved reports whether Alertmanager said an incident was resolved.
@@ -206,7 +219,7 @@ func (s *state) snapshot() []record {
 		}
 	}
 	for _, inc := range s.incidents {
-		for _, e := range []*entry{inc.settled, inc.resolved, inc.started, inc.finished, inc.last} {
+		for _, e := range []*entry{inc.settled, inc.claimed, inc.resolved, inc.started, inc.finished, inc.last} {
 			add(e)
 		}
 	}
