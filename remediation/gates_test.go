@@ -112,3 +112,43 @@ func TestCooldownGuardsTheServerNotTheSecondFailure(t *testing.T) {
 		t.Errorf("skipped_total{reason=cooldown} = %v, want 1", n)
 	}
 }
+
+// A refusal that holds for a while is not a decision a person hears of by
+// itself: the declined gauge counts the open incidents by the reason last
+// given, until an action or Alertmanager's resolved notice closes them.
+func TestDeclinedIncidentsAreShownUntilClosed(t *testing.T) {
+	e := startEstate(t)
+	cfg := e.config(t, nil)
+	pause := filepath.Join(e.dir, "pause")
+	if err := os.WriteFile(pause, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.startReceiver(t, remediationYAML(t, "dc1", "pause_file: "+pause+"\n"), cfg, cfg)
+	declined := func(reason string) float64 {
+		return testutil.ToFloat64(r.metrics.declined.WithLabelValues(reason))
+	}
+	e.down(t, "iap-dc1-1")
+	start := time.Now().Add(-time.Minute)
+	first := alertFor(t, "iap-dc1-1", start, StatusFiring)
+	second := alertFor(t, "iap-dc1-2", start, StatusFiring) // iap-dc1-2 is up
+	r.post(t, first)
+	r.post(t, second)
+	r.settle(t)
+	if n := declined(reasonPaused); n != 2 {
+		t.Errorf(`declined{reason="paused"} = %v, want 2`, n)
+	}
+	if err := os.Remove(pause); err != nil {
+		t.Fatal(err)
+	}
+	r.post(t, first)  // acted on: closed
+	r.post(t, second) // up: declined again, for another reason
+	r.settle(t)
+	if p, v := declined(reasonPaused), declined(reasonVerificationFailed); p != 0 || v != 1 {
+		t.Errorf(`declined paused %v, verification_failed %v; want 0 and 1`, p, v)
+	}
+	r.post(t, alertFor(t, "iap-dc1-2", start, StatusResolved))
+	r.settle(t)
+	if v := declined(reasonVerificationFailed); v != 0 {
+		t.Errorf(`declined{reason="verification_failed"} = %v after the resolved notice, want 0`, v)
+	}
+}

@@ -59,6 +59,7 @@ type Metrics struct {
 	actions    *prometheus.CounterVec
 	skipped    *prometheus.CounterVec
 	blocked    prometheus.Gauge
+	declined   *prometheus.GaugeVec
 	lastAction prometheus.Gauge
 
 	compactions  prometheus.Counter
@@ -81,6 +82,10 @@ func NewMetrics() *Metrics {
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "blocked",
 			Help: "1 while the receiver acts on nothing until a person looks: after a failed remediation (until `iap_ha_exporter remediation ack`), or while its journal cannot be trusted (replaced under it, a line it cannot read, a record it could not write; until repaired and restarted).",
 		}),
+		declined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: collector.Namespace, Subsystem: "remediation", Name: "declined",
+			Help: "Incidents still open (not acted on, not resolved) whose last decision declined them for a reason that lasts a while, by reason: each resend is decided again.",
+		}, []string{"reason"}),
 		lastAction: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "last_action_timestamp_seconds",
 			Help: "When a remediation action last started or ended (0: never).",
@@ -102,6 +107,9 @@ func NewMetrics() *Metrics {
 	for _, r := range skipReasons {
 		m.skipped.WithLabelValues(r)
 	}
+	for _, r := range declineReasons {
+		m.declined.WithLabelValues(r)
+	}
 	return m
 }
 
@@ -110,6 +118,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.actions.Describe(ch)
 	m.skipped.Describe(ch)
 	m.blocked.Describe(ch)
+	m.declined.Describe(ch)
 	m.lastAction.Describe(ch)
 	m.compactions.Describe(ch)
 	m.journalBytes.Describe(ch)
@@ -120,6 +129,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.actions.Collect(ch)
 	m.skipped.Collect(ch)
 	m.blocked.Collect(ch)
+	m.declined.Collect(ch)
 	m.lastAction.Collect(ch)
 	m.compactions.Collect(ch)
 	m.journalBytes.Collect(ch)
@@ -133,6 +143,10 @@ func Describe(ch chan<- *prometheus.Desc) { NewMetrics().Describe(ch) }
 // the journal itself blocks the receiver.
 func (m *Metrics) show(s *state, faulted bool) {
 	m.blocked.Set(map[bool]float64{true: 1}[s.blockedBy != nil || faulted])
+	declined := s.declined()
+	for _, r := range declineReasons {
+		m.declined.WithLabelValues(r).Set(float64(declined[r]))
+	}
 	if !s.lastActionAt.IsZero() {
 		m.lastAction.Set(float64(s.lastActionAt.UnixNano()) / 1e9)
 	}

@@ -53,6 +53,7 @@ type entry struct {
 type incident struct {
 	settled  *entry // the decision or start that settled it; nil while not
 	claimed  *entry // the last claim in Redis this receiver journaled
+	decision *entry // the last decision other than a dedup
 	resolved *entry // the first notice that it is resolved
 	started  *entry // its action, if one started
 	finished *entry
@@ -103,10 +104,20 @@ func (s *state) apply(r record) {
 				inc.settled = e
 			}
 			inc.last = e
-		default:
-			// A resend of a known incident (dedup) keeps it remembered.
+		case r.Outcome == reasonDedup:
+			// A resend of a known incident keeps it remembered.
 			if inc, ok := s.incidents[r.Incident]; ok {
 				inc.last = e
+			}
+		default:
+			// Decided again at the next resend; a refusal is remembered
+			// for the declined gauge.
+			inc, ok := s.incidents[r.Incident]
+			if !ok && declines(r.Outcome) {
+				inc, ok = s.incident(r.Incident), true
+			}
+			if ok {
+				inc.decision, inc.last = e, e
 			}
 		}
 	case kindClaimed:
@@ -219,7 +230,7 @@ func (s *state) snapshot() []record {
 		}
 	}
 	for _, inc := range s.incidents {
-		for _, e := range []*entry{inc.settled, inc.claimed, inc.resolved, inc.started, inc.finished, inc.last} {
+		for _, e := range []*entry{inc.settled, inc.claimed, inc.decision, inc.resolved, inc.started, inc.finished, inc.last} {
 			add(e)
 		}
 	}
@@ -261,6 +272,30 @@ func considered(outcome string) bool {
 		return false
 	}
 	return true
+}
+
+// declines reports whether an outcome refuses an incident for a reason a
+// person must hear of while the alert fires: the receiver would act but
+// for it. Another receiver acting (lease held, in progress) is not one.
+func declines(outcome string) bool {
+	return slices.Contains(declineReasons, outcome)
+}
+
+var declineReasons = []string{
+	reasonPaused, reasonCooldown, reasonBlocked, reasonVerificationFailed, reasonUnreachableHere,
+	reasonCrossSite, reasonLeaseUnavailable, reasonVeto,
+}
+
+// declined counts the open incidents (neither acted on, settled nor
+// resolved) whose last decision declined them, by reason.
+func (s *state) declined() map[string]int {
+	out := map[string]int{}
+	for _, inc := range s.incidents {
+		if inc.settled == nil && inc.resolved == nil && inc.started == nil && inc.decision != nil && declines(inc.decision.Outcome) {
+			out[inc.decision.Outcome]++
+		}
+	}
+	return out
 }
 
 // inFlightIn reports an action running in a cluster.
