@@ -53,7 +53,8 @@ type Config struct {
 	// AuditLogFile receives one JSON line per decision; the process log
 	// gets them too.
 	AuditLogFile string `yaml:"audit_log_file"`
-	// Cooldown is how long after any action in a cluster no other starts.
+	// Cooldown is how long after an action involving a server (failed or
+	// promoted) no other action involving it starts.
 	Cooldown model.Duration `yaml:"cooldown"`
 	// VerifyTimeout bounds the fresh probes before acting, ConfirmTimeout
 	// the wait for workers/status to show the standby working.
@@ -63,6 +64,11 @@ type Config struct {
 	// Clusters opt IAP clusters in (by the cluster of the failed server).
 	Clusters []ClusterConfig `yaml:"clusters"`
 	Scripts  ScriptsConfig   `yaml:"scripts"`
+	// AllowSingleVantage accepts a promotion whose fence cannot reach the
+	// failed server although only this receiver's host saw it down: from
+	// one vantage point a failed server and a partition between the two
+	// look the same. Without it such a promotion is refused.
+	AllowSingleVantage bool `yaml:"allow_single_vantage"`
 	// IAPAuth is the account the receiver logs in with; IAP's uniqueSession
 	// ends other sessions of one account, so not the exporter's.
 	IAPAuth *config.IAPAuth `yaml:"iap_auth"`

@@ -1,6 +1,7 @@
 package remediation
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 )
 
 // Alertmanager resends a firing alert every repeat_interval with the same
@@ -127,6 +130,22 @@ func TestDeclinedIncidentsAreShownUntilClosed(t *testing.T) {
 	declined := func(reason string) float64 {
 		return testutil.ToFloat64(r.metrics.declined.WithLabelValues(reason))
 	}
+	// The worker sets the gauge once it has read back what it journaled,
+	// a moment after settle sees the journal.
+	expect := func(when string, want map[string]float64) {
+		t.Helper()
+		err := lab.Retry(10*time.Second, 10*time.Millisecond, func() error {
+			for reason, n := range want {
+				if got := declined(reason); got != n {
+					return fmt.Errorf("%s: declined{reason=%q} = %v, want %v", when, reason, got, n)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}
 	e.down(t, "iap-dc1-1")
 	start := time.Now().Add(-time.Minute)
 	first := alertFor(t, "iap-dc1-1", start, StatusFiring)
@@ -134,21 +153,50 @@ func TestDeclinedIncidentsAreShownUntilClosed(t *testing.T) {
 	r.post(t, first)
 	r.post(t, second)
 	r.settle(t)
-	if n := declined(reasonPaused); n != 2 {
-		t.Errorf(`declined{reason="paused"} = %v, want 2`, n)
-	}
+	expect("paused", map[string]float64{reasonPaused: 2})
 	if err := os.Remove(pause); err != nil {
 		t.Fatal(err)
 	}
 	r.post(t, first)  // acted on: closed
 	r.post(t, second) // up: declined again, for another reason
 	r.settle(t)
-	if p, v := declined(reasonPaused), declined(reasonVerificationFailed); p != 0 || v != 1 {
-		t.Errorf(`declined paused %v, verification_failed %v; want 0 and 1`, p, v)
-	}
+	expect("after the pause", map[string]float64{reasonPaused: 0, reasonVerificationFailed: 1})
 	r.post(t, alertFor(t, "iap-dc1-2", start, StatusResolved))
 	r.settle(t)
-	if v := declined(reasonVerificationFailed); v != 0 {
-		t.Errorf(`declined{reason="verification_failed"} = %v after the resolved notice, want 0`, v)
+	expect("after the resolved notice", map[string]float64{reasonVerificationFailed: 0})
+}
+
+// One vantage point: the receiver's probes and its own health check run
+// from one host. A failed server that does not answer there cannot be told
+// from a partition between the two, and the fence cannot reach it: without
+// allow_single_vantage the receiver refuses (and says so), it does not
+// start a standby beside what may be a live active.
+func TestSingleVantageRefusesAnUnreachableFence(t *testing.T) {
+	e := startEstate(t)
+	cfg := e.config(t, nil)
+	yaml := strings.Replace(remediationYAML(t, "dc1", ""), "allow_single_vantage: true\n", "", 1)
+	r := e.startReceiver(t, yaml, cfg, cfg)
+	if n := testutil.ToFloat64(r.metrics.vantagePoints); n != 1 {
+		t.Errorf("vantage_points = %v, want 1", n)
+	}
+	if st := r.Status(); !st.SingleVantage {
+		t.Errorf("status %+v does not say the receiver trusts one vantage point", st)
+	}
+	e.down(t, "iap-dc1-1") // the port refuses: the fence cannot reach it
+	r.post(t, alertFor(t, "iap-dc1-1", time.Now(), StatusFiring))
+	got := outcomes(r.settle(t))
+	if want := []string{"fp-iap-dc1-1: single_vantage"}; !equal(got, want) {
+		t.Errorf("outcomes %v, want %v", got, want)
+	}
+	if got := e.activations(); len(got) != 0 {
+		t.Errorf("activations %v", got)
+	}
+	if err := lab.Retry(10*time.Second, 10*time.Millisecond, func() error {
+		if n := testutil.ToFloat64(r.metrics.declined.WithLabelValues(reasonSingleVantage)); n != 1 {
+			return fmt.Errorf(`declined{reason="single_vantage"} = %v, want 1`, n)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 }

@@ -25,12 +25,14 @@ const (
 	reasonLeaseHeld          = "lease_held"                // another receiver holds the lease
 	reasonLeaseUnavailable   = "lease_unavailable"         // the lease could not be asked for
 	reasonVeto               = "pre_check_veto"            // a pre-check script exited non-zero
+	reasonSingleVantage      = "single_vantage"            // the fence cannot reach the failed server, seen down from one vantage point
 )
 
 var skipReasons = []string{
 	reasonTruncated, reasonResolved, reasonNotRemediable, reasonDedup, reasonNotOptedIn, reasonPaused,
 	reasonCooldown, reasonBlocked, reasonInProgress, reasonVerificationFailed, reasonUnreachableHere,
 	reasonAlreadyRemediated, reasonCrossSite, reasonDryRun, reasonLeaseHeld, reasonLeaseUnavailable, reasonVeto,
+	reasonSingleVantage,
 }
 
 // Actions (the action label) and their results.
@@ -61,6 +63,10 @@ type Metrics struct {
 	blocked    prometheus.Gauge
 	declined   *prometheus.GaugeVec
 	lastAction prometheus.Gauge
+	// vantagePoints is how many independent places the receiver checks a
+	// failed server from: 1, its own host, until a peer or load balancer
+	// view can be configured.
+	vantagePoints prometheus.Gauge
 
 	compactions  prometheus.Counter
 	journalBytes prometheus.Gauge
@@ -90,6 +96,10 @@ func NewMetrics() *Metrics {
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "last_action_timestamp_seconds",
 			Help: "When a remediation action last started or ended (0: never).",
 		}),
+		vantagePoints: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: collector.Namespace, Subsystem: "remediation", Name: "vantage_points",
+			Help: "Independent vantage points the receiver checks a failed server from before a promotion: 1 is its own host alone, which cannot tell a failed server from a partition.",
+		}),
 		compactions: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "journal_compactions_total",
 			Help: "Times the receiver rewrote its journal as what it still needs.",
@@ -110,6 +120,7 @@ func NewMetrics() *Metrics {
 	for _, r := range declineReasons {
 		m.declined.WithLabelValues(r)
 	}
+	m.vantagePoints.Set(1)
 	return m
 }
 
@@ -120,6 +131,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.blocked.Describe(ch)
 	m.declined.Describe(ch)
 	m.lastAction.Describe(ch)
+	m.vantagePoints.Describe(ch)
 	m.compactions.Describe(ch)
 	m.journalBytes.Describe(ch)
 }
@@ -131,6 +143,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.blocked.Collect(ch)
 	m.declined.Collect(ch)
 	m.lastAction.Collect(ch)
+	m.vantagePoints.Collect(ch)
 	m.compactions.Collect(ch)
 	m.journalBytes.Collect(ch)
 }

@@ -144,6 +144,9 @@ func New(opts Options) (*Receiver, error) {
 	}
 	r.cur = s
 	r.latest.Store(s)
+	r.logger.Warn("remediation: one vantage point: failed servers are checked from this host alone (no peer receiver or load balancer view)",
+		"allow_single_vantage", cfg.AllowSingleVantage,
+		"effect", map[bool]string{true: "a promotion proceeds when the fence cannot reach the failed server", false: "a promotion whose fence cannot reach the failed server is refused (single_vantage)"}[cfg.AllowSingleVantage])
 	if r.journal, err = OpenJournal(cfg.JournalFile, r.logger); err != nil {
 		s.close()
 		return nil, fmt.Errorf("remediation: %w", err)
@@ -728,6 +731,9 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 	if detail, cooling := r.coolingDown(plan.To); cooling {
 		return skip(reasonCooldown, "%s", detail)
 	}
+	if detail, refused := r.singleVantage(req, plan); refused {
+		return skip(reasonSingleVantage, "%s", detail)
+	}
 	if plan.CrossSite && !opt.AllowCrossSite {
 		return skip(reasonCrossSite, "the standby %s is in site %s, %s in %s; set allow_cross_site for cluster %s to approve", plan.To, plan.ToSite, plan.From, plan.FromSite, cluster)
 	}
@@ -751,6 +757,20 @@ func (r *Receiver) coolingDown(server string) (string, bool) {
 		return "", false
 	}
 	return fmt.Sprintf("an action involving %s started at %s, less than %s ago", server, last.Format(time.RFC3339), r.cur.cfg.Cooldown), true
+}
+
+// singleVantage refuses a promotion whose fence could not reach the failed
+// server when only this host saw it down, unless allow_single_vantage: a
+// route lost between this host and a live active looks the same from here,
+// and the standby would then work beside it. A person's promote is a second
+// look and is not refused.
+func (r *Receiver) singleVantage(req request, plan *Plan) (string, bool) {
+	if req.manual || plan.FromAnswers || r.cur.cfg.AllowSingleVantage {
+		return "", false
+	}
+	return fmt.Sprintf("%s does not answer this receiver, so the fence cannot reach it, and this host is the only vantage point: "+
+		"a failed server and a partition between the two look the same from here; check it from elsewhere and promote by hand, "+
+		"or set allow_single_vantage: true", plan.From), true
 }
 
 // verify probes afresh and plans the promotion.
@@ -821,6 +841,9 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	*plan = *fresh
 	if detail, cooling := r.coolingDown(plan.To); cooling {
 		return skip(reasonCooldown, "under the lease: %s", detail)
+	}
+	if detail, refused := r.singleVantage(req, plan); refused {
+		return skip(reasonSingleVantage, "under the lease: %s", detail)
 	}
 	claimed, by, err := r.cur.lease.claim(ctx, req.incident, r.state.claimedBy(req.incident))
 	switch {
@@ -902,6 +925,9 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 		step(actionFence, ResultSuccess, "server", plan.From)
 	} else {
 		step(actionFence, resultUnreachable, "server", plan.From, "detail", h.Reason)
+		if !req.manual && !r.cur.cfg.AllowSingleVantage {
+			return fmt.Errorf("fencing %s: it stopped answering after the checks, and one vantage point cannot tell a failed server from a partition (allow_single_vantage is false)", plan.From)
+		}
 	}
 
 	if err := r.cur.iap.Activate(ctx, plan.To); err != nil {

@@ -283,7 +283,7 @@ func declines(outcome string) bool {
 
 var declineReasons = []string{
 	reasonPaused, reasonCooldown, reasonBlocked, reasonVerificationFailed, reasonUnreachableHere,
-	reasonCrossSite, reasonLeaseUnavailable, reasonVeto,
+	reasonCrossSite, reasonLeaseUnavailable, reasonVeto, reasonSingleVantage,
 }
 
 // declined counts the open incidents (neither acted on, settled nor
@@ -315,13 +315,18 @@ type Status struct {
 	Blocked bool
 	// BlockedReason says why, and what unblocks it.
 	BlockedReason string
+	// SingleVantage: the receiver checks a failed server from its own host
+	// alone (no peer receiver or load balancer view yet); AllowSingleVantage
+	// whether it then promotes without reaching the failed server to fence it.
+	SingleVantage      bool
+	AllowSingleVantage bool
 	// LastAction describes the last action that ended ("" before any).
 	LastAction string
 	LastTime   time.Time
 }
 
 func (s *state) status(cfg *Config) Status {
-	st := Status{DryRun: *cfg.DryRun, Blocked: s.blockedBy != nil}
+	st := Status{DryRun: *cfg.DryRun, Blocked: s.blockedBy != nil, SingleVantage: true, AllowSingleVantage: cfg.AllowSingleVantage}
 	if f := s.blockedBy; f != nil {
 		st.BlockedReason = fmt.Sprintf("the action of incident %s ended %s at %s; check the servers, then run `iap_ha_exporter remediation ack`",
 			f.Incident, f.Result, f.Time.Format(time.RFC3339))
