@@ -145,7 +145,7 @@ auth: {bearer_token_file: token}
 journal_file: journal-%s
 cooldown: 1ms
 confirm_timeout: 5s
-lease: {redis: dc1, ttl: 30s, key_prefix: "test:%s:"}
+lease: {redis: dc1, ttl: 5m, key_prefix: "test:%s:"}
 clusters: [{name: prod}]
 %s`, site, site, testRun(t), extra)
 }
