@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"time"
 
 	promconfig "github.com/prometheus/common/config"
@@ -26,6 +27,8 @@ type lease struct {
 	prefix string
 	ttl    time.Duration
 	holder string
+	// replicated bounds the wait for a replica to acknowledge a write.
+	replicated time.Duration
 }
 
 func newLease(g config.SentinelGroup, cfg LeaseConfig, holder string) (*lease, error) {
@@ -61,9 +64,10 @@ func newLease(g config.SentinelGroup, cfg LeaseConfig, holder string) (*lease, e
 			PoolSize:              2,
 			DisableIdentity:       true,
 		}),
-		prefix: cfg.KeyPrefix,
-		ttl:    time.Duration(cfg.TTL),
-		holder: holder,
+		prefix:     cfg.KeyPrefix,
+		ttl:        time.Duration(cfg.TTL),
+		holder:     holder,
+		replicated: timeout,
 	}, nil
 }
 
@@ -73,14 +77,78 @@ func (l *lease) key(cluster string) string { return l.prefix + "lease:" + cluste
 // and holder says who.
 func (l *lease) acquire(ctx context.Context, cluster string) (ok bool, holder string, err error) {
 	ok, err = l.client.SetNX(ctx, l.key(cluster), l.holder, l.ttl).Result()
-	if err != nil || ok {
-		return ok, l.holder, err
+	if err != nil {
+		return false, "", err
+	}
+	if ok {
+		if err := l.replicatedWrite(ctx); err != nil {
+			if rerr := l.release(context.WithoutCancel(ctx), cluster); rerr != nil {
+				err = fmt.Errorf("%w; releasing it: %v", err, rerr)
+			}
+			return false, "", fmt.Errorf("the lease: %w", err)
+		}
+		return true, l.holder, nil
 	}
 	holder, err = l.client.Get(ctx, l.key(cluster)).Result()
 	if err == redis.Nil { // released between the two calls: a retry may win it
 		return false, "(released meanwhile)", nil
 	}
 	return false, holder, err
+}
+
+// replicatedWrite waits (WAIT 1) until a replica has this connection's
+// writes: Redis replicates asynchronously, and a write only the master has
+// is lost when the Sentinels fail over to a replica. It does not make the
+// lease strongly consistent: a replica that has it may still not be the one
+// promoted, and WAIT says nothing of what a failover elects.
+func (l *lease) replicatedWrite(ctx context.Context) error {
+	n, err := l.client.Wait(ctx, 1, l.replicated).Result()
+	switch {
+	case err != nil:
+		return err
+	case n < 1:
+		return fmt.Errorf("no replica acknowledged it within %s (WAIT 1): a failover now would lose it", l.replicated)
+	}
+	return nil
+}
+
+// renewScript extends the lease while it is still ARGV[1]'s.
+var renewScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return 0`)
+
+// renew extends this holder's lease of a cluster to a full TTL again; ok is
+// false when the lease is no longer this holder's.
+func (l *lease) renew(ctx context.Context, cluster string) (ok bool, err error) {
+	n, err := renewScript.Run(ctx, l.client, []string{l.key(cluster)}, l.holder, l.ttl.Milliseconds()).Int()
+	return n == 1, err
+}
+
+// keep renews the lease of a cluster every third of its TTL until stop is
+// called, so that an action that outlives its expected time keeps it; a
+// renewal that fails is logged (the TTL, longer than the action's
+// timeouts, still covers it).
+func (l *lease) keep(ctx context.Context, cluster string, logger *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(l.ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if ok, err := l.renew(ctx, cluster); (err != nil || !ok) && ctx.Err() == nil {
+					logger.Warn("remediation: the lease was not renewed", "cluster", cluster, "still_ours", ok, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // releaseScript deletes the key only while it still names this holder: a
@@ -150,6 +218,11 @@ func (l *lease) claim(ctx context.Context, incident, previous string) (claimResu
 	}
 	code, _ := res[0].(int64)
 	by, _ := res[1].(string)
+	if claimResult(code) != claimTakenByOther {
+		if err := l.replicatedWrite(ctx); err != nil {
+			return claimTakenByOther, "", fmt.Errorf("the claim: %w", err)
+		}
+	}
 	return claimResult(code), by, nil
 }
 

@@ -828,7 +828,9 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	case !ok:
 		return skip(reasonLeaseHeld, "receiver %s holds the lease of cluster %s", holder, plan.Cluster)
 	}
+	stopRenewing := r.cur.lease.keep(ctx, plan.Cluster, r.logger)
 	defer func() {
+		stopRenewing()
 		if err := r.cur.lease.release(context.WithoutCancel(ctx), plan.Cluster); err != nil {
 			r.logger.Warn("remediation: the lease was not released; it expires by itself", "ttl", r.cur.cfg.Lease.TTL, "err", err)
 		}
