@@ -73,27 +73,51 @@ func newLease(g config.SentinelGroup, cfg LeaseConfig, holder string) (*lease, e
 
 func (l *lease) key(cluster string) string { return l.prefix + "lease:" + cluster }
 
-// acquire takes the lease of a cluster. When another holds it, ok is false
-// and holder says who.
-func (l *lease) acquire(ctx context.Context, cluster string) (ok bool, holder string, err error) {
+// acquire takes the lease of a cluster and its fencing token: a counter in
+// the same Redis, one more at every lease taken, that the holder's steps
+// check (stillHeld) and its scripts receive. When another holds it, ok is
+// false and holder says who.
+func (l *lease) acquire(ctx context.Context, cluster string) (ok bool, holder string, token int64, err error) {
 	ok, err = l.client.SetNX(ctx, l.key(cluster), l.holder, l.ttl).Result()
 	if err != nil {
-		return false, "", err
+		return false, "", 0, err
 	}
 	if ok {
-		if err := l.replicatedWrite(ctx); err != nil {
+		token, err = l.client.Incr(ctx, l.fencingKey(cluster)).Result()
+		if err == nil {
+			err = l.replicatedWrite(ctx)
+		}
+		if err != nil {
 			if rerr := l.release(context.WithoutCancel(ctx), cluster); rerr != nil {
 				err = fmt.Errorf("%w; releasing it: %v", err, rerr)
 			}
-			return false, "", fmt.Errorf("the lease: %w", err)
+			return false, "", 0, fmt.Errorf("the lease: %w", err)
 		}
-		return true, l.holder, nil
+		return true, l.holder, token, nil
 	}
 	holder, err = l.client.Get(ctx, l.key(cluster)).Result()
 	if err == redis.Nil { // released between the two calls: a retry may win it
-		return false, "(released meanwhile)", nil
+		return false, "(released meanwhile)", 0, nil
 	}
-	return false, holder, err
+	return false, holder, 0, err
+}
+
+func (l *lease) fencingKey(cluster string) string { return l.prefix + "fencing:" + cluster }
+
+// stillHeldScript: the lease is still ARGV[1]'s and no lease was taken
+// since the one whose token is ARGV[2].
+var stillHeldScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] and redis.call("GET", KEYS[2]) == ARGV[2] then
+	return 1
+end
+return 0`)
+
+// stillHeld reports whether this holder still holds the lease it took with
+// token: a lease that expired and was taken by another (a pause longer than
+// the TTL) is not, even if it came back to this holder since.
+func (l *lease) stillHeld(ctx context.Context, cluster string, token int64) (bool, error) {
+	n, err := stillHeldScript.Run(ctx, l.client, []string{l.key(cluster), l.fencingKey(cluster)}, l.holder, token).Int()
+	return n == 1, err
 }
 
 // replicatedWrite waits (WAIT 1) until a replica has this connection's

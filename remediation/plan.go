@@ -27,6 +27,8 @@ type Plan struct {
 	// FromAnswers: the failed server answered the receiver's own health
 	// check (with an error), so the fence can reach it.
 	FromAnswers bool `json:"from_answers"`
+	// FencingToken is the token of the lease the action runs under.
+	FencingToken int64 `json:"fencing_token,omitempty"`
 	// Steps say in words what will be done, in order.
 	Steps []string `json:"steps"`
 }

@@ -821,7 +821,7 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	if err := r.flush(ctx, b); err != nil {
 		return "", "", err
 	}
-	ok, holder, err := r.cur.lease.acquire(ctx, plan.Cluster)
+	ok, holder, token, err := r.cur.lease.acquire(ctx, plan.Cluster)
 	switch {
 	case err != nil:
 		return skip(reasonLeaseUnavailable, "the lease in Redis %s could not be asked for: %v; no action without it", r.cur.cfg.Lease.Redis, err)
@@ -841,6 +841,7 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 		return skip(refused.reason, "under the lease: %s", refused.detail)
 	}
 	*plan = *fresh
+	plan.FencingToken = token
 	if detail, cooling := r.coolingDown(plan.To); cooling {
 		return skip(reasonCooldown, "under the lease: %s", detail)
 	}
@@ -874,6 +875,12 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 		}
 	}
 
+	switch held, err := r.cur.lease.stillHeld(ctx, plan.Cluster, token); {
+	case err != nil:
+		return skip(reasonLeaseUnavailable, "the lease could not be checked in Redis %s: %v; no action without it", r.cur.cfg.Lease.Redis, err)
+	case !held:
+		return skip(reasonLeaseHeld, "the lease of cluster %s (fencing token %d) is no longer this receiver's: it expired and was taken; no action", plan.Cluster, token)
+	}
 	switch ok, err := r.cur.lease.markStarted(ctx, req.incident); {
 	case err != nil:
 		return skip(reasonLeaseUnavailable, "the claim of the incident could not be marked started in Redis %s: %v; no action without it", r.cur.cfg.Lease.Redis, err)
@@ -916,6 +923,21 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 		r.metrics.actions.WithLabelValues(action, result).Inc()
 		r.cur.audit.step(req.incident, action, result, attrs...)
 	}
+	// Each step runs only under the lease the action took: one that
+	// expired and was taken by another receiver stops it.
+	held := func(next string) error {
+		ok, err := r.cur.lease.stillHeld(ctx, plan.Cluster, plan.FencingToken)
+		switch {
+		case err != nil:
+			return fmt.Errorf("before %s: the lease could not be checked: %w", next, err)
+		case !ok:
+			return fmt.Errorf("before %s: the lease of cluster %s (fencing token %d) is no longer this receiver's", next, plan.Cluster, plan.FencingToken)
+		}
+		return nil
+	}
+	if err := held(actionFence); err != nil {
+		return err
+	}
 	// Fence first: a failed server that still answers must not go on
 	// working tasks beside its replacement.
 	h, _ := r.cur.iap.CheckHealth(ctx, plan.From)
@@ -932,6 +954,9 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 		}
 	}
 
+	if err := held(actionActivate); err != nil {
+		return err
+	}
 	if err := r.cur.iap.Activate(ctx, plan.To); err != nil {
 		step(actionActivate, ResultFailure, "server", plan.To, "error", err)
 		return fmt.Errorf("activating %s: %w", plan.To, err)
@@ -945,6 +970,9 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 	step(actionConfirm, ResultSuccess, "server", plan.To)
 
 	if scripts := r.cur.cfg.Scripts.PostPromotion[plan.ToSite]; len(scripts) > 0 {
+		if err := held(actionPostPromotion); err != nil {
+			return err
+		}
 		runs := runScripts(ctx, scripts, time.Duration(r.cur.cfg.Scripts.Timeout), scriptEnv(actionPostPromotion, req.alert, plan, false))
 		if failed := r.auditScripts(req.incident, actionPostPromotion, runs); failed != nil {
 			return fmt.Errorf("post-promotion script %s: %w", failed.Script, failed.Err)
