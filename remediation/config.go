@@ -53,7 +53,8 @@ type Config struct {
 	// AuditLogFile receives one JSON line per decision; the process log
 	// gets them too.
 	AuditLogFile string `yaml:"audit_log_file"`
-	// Cooldown is how long after any action in a cluster no other starts.
+	// Cooldown is how long after an action involving a server (failed or
+	// promoted) no other action involving it starts.
 	Cooldown model.Duration `yaml:"cooldown"`
 	// VerifyTimeout bounds the fresh probes before acting, ConfirmTimeout
 	// the wait for workers/status to show the standby working.
@@ -63,6 +64,11 @@ type Config struct {
 	// Clusters opt IAP clusters in (by the cluster of the failed server).
 	Clusters []ClusterConfig `yaml:"clusters"`
 	Scripts  ScriptsConfig   `yaml:"scripts"`
+	// AllowSingleVantage accepts a promotion whose fence cannot reach the
+	// failed server although only this receiver's host saw it down: from
+	// one vantage point a failed server and a partition between the two
+	// look the same. Without it such a promotion is refused.
+	AllowSingleVantage bool `yaml:"allow_single_vantage"`
 	// IAPAuth is the account the receiver logs in with; IAP's uniqueSession
 	// ends other sessions of one account, so not the exporter's.
 	IAPAuth *config.IAPAuth `yaml:"iap_auth"`
@@ -210,12 +216,35 @@ func (cfg *Config) complete(c *config.Checker, estate *config.Config) {
 		}
 	}
 
+	if action := cfg.longestAction(estate); time.Duration(cfg.Lease.TTL) <= action {
+		c.Addf("lease.ttl", "must be longer than the longest action it guards, %s (the check under the lease, the fence and activation calls, confirm_timeout and every script at scripts.timeout), not %s: the lease expires whether or not its holder is done", model.Duration(action), cfg.Lease.TTL)
+	}
+
 	if cfg.IAPAuth != nil {
 		c.IAPAuth("iap_auth", cfg.IAPAuth)
 		if !cfg.IAPAuth.Enabled() {
 			c.Addf("iap_auth", "names no username or client_id")
 		}
 	}
+}
+
+// longestAction bounds what a receiver does while it holds the lease: the
+// check under it, the claim's pre-check scripts, the fence (a health check
+// and a deactivation), the activation, the confirmation and the most
+// post-promotion scripts of any site, each at its timeout.
+func (cfg *Config) longestAction(estate *config.Config) time.Duration {
+	call := time.Duration(estate.IAP.Timeout)
+	for _, s := range estate.IAP.Servers {
+		call = max(call, time.Duration(s.Timeout))
+	}
+	post := 0
+	for _, scripts := range cfg.Scripts.PostPromotion {
+		post = max(post, len(scripts))
+	}
+	script := time.Duration(cfg.Scripts.Timeout)
+	return time.Duration(cfg.VerifyTimeout) + time.Duration(len(cfg.Scripts.PreCheck))*script +
+		time.Duration(estate.IAP.HealthTimeout) + 2*call +
+		time.Duration(cfg.ConfirmTimeout) + time.Duration(post)*script
 }
 
 // regularIfThere refuses a file the receiver appends to that exists and is

@@ -49,6 +49,9 @@ func TestConfigProblems(t *testing.T) {
 		{"journal on a device", "site: dc2\njournal_file: /dev/null\nlease: {redis: dc2}\n", "journal_file (line 2): /dev/null is not a regular file (a device)"},
 		{"audit log on a device", "site: dc2\njournal_file: j\naudit_log_file: /dev/null\nlease: {redis: dc2}\n", "audit_log_file (line 3): /dev/null is not a regular file (a device)"},
 		{"journal a directory", "site: dc2\njournal_file: .\nlease: {redis: dc2}\n", "is not a regular file (a directory)"},
+		// The lease must outlive the longest action it guards: SET NX PX
+		// expires it whether or not its holder is done.
+		{"lease shorter than an action", "site: dc2\njournal_file: j\nlease: {redis: dc2, ttl: 1m}\nconfirm_timeout: 50s\n", "lease.ttl (line 3): must be longer than the longest action it guards"},
 		{"retention shorter than Alertmanager's", "site: dc2\njournal_file: j\nlease: {redis: dc2}\njournal_retention: 4d23h\n", "journal_retention (line 4): must be at least 5d, not 4d23h"},
 	}
 	for _, tt := range tests {

@@ -23,6 +23,7 @@ const (
 	kindNotification = "notification" // a webhook, written before answering 202
 	kindProcessed    = "processed"    // notifications whose alerts were all decided
 	kindDecision     = "decision"     // the outcome of the gates for one alert
+	kindClaimed      = "claimed"      // the incident was claimed in Redis, by holder
 	kindStarted      = "started"      // an action begins: its plan
 	kindFinished     = "finished"     // an action ended: success, failure or interrupted
 	kindAck          = "ack"          // a person acknowledged a failed action
@@ -45,6 +46,8 @@ type record struct {
 	Plan     *Plan  `json:"plan,omitempty"`
 	Result   string `json:"result,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// claimed: the lease holder (this process) that claimed the incident
+	Holder string `json:"holder,omitempty"`
 	// ack
 	By   string `json:"by,omitempty"`
 	Note string `json:"note,omitempty"`

@@ -25,12 +25,14 @@ const (
 	reasonLeaseHeld          = "lease_held"                // another receiver holds the lease
 	reasonLeaseUnavailable   = "lease_unavailable"         // the lease could not be asked for
 	reasonVeto               = "pre_check_veto"            // a pre-check script exited non-zero
+	reasonSingleVantage      = "single_vantage"            // the fence cannot reach the failed server, seen down from one vantage point
 )
 
 var skipReasons = []string{
 	reasonTruncated, reasonResolved, reasonNotRemediable, reasonDedup, reasonNotOptedIn, reasonPaused,
 	reasonCooldown, reasonBlocked, reasonInProgress, reasonVerificationFailed, reasonUnreachableHere,
 	reasonAlreadyRemediated, reasonCrossSite, reasonDryRun, reasonLeaseHeld, reasonLeaseUnavailable, reasonVeto,
+	reasonSingleVantage,
 }
 
 // Actions (the action label) and their results.
@@ -59,7 +61,12 @@ type Metrics struct {
 	actions    *prometheus.CounterVec
 	skipped    *prometheus.CounterVec
 	blocked    prometheus.Gauge
+	declined   *prometheus.GaugeVec
 	lastAction prometheus.Gauge
+	// vantagePoints is how many independent places the receiver checks a
+	// failed server from: 1, its own host, until a peer or load balancer
+	// view can be configured.
+	vantagePoints prometheus.Gauge
 
 	compactions  prometheus.Counter
 	journalBytes prometheus.Gauge
@@ -81,9 +88,17 @@ func NewMetrics() *Metrics {
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "blocked",
 			Help: "1 while the receiver acts on nothing until a person looks: after a failed remediation (until `iap_ha_exporter remediation ack`), or while its journal cannot be trusted (replaced under it, a line it cannot read, a record it could not write; until repaired and restarted).",
 		}),
+		declined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: collector.Namespace, Subsystem: "remediation", Name: "declined",
+			Help: "Incidents still open (not acted on, not resolved) whose last decision declined them for a reason that lasts a while, by reason: each resend is decided again.",
+		}, []string{"reason"}),
 		lastAction: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "last_action_timestamp_seconds",
 			Help: "When a remediation action last started or ended (0: never).",
+		}),
+		vantagePoints: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: collector.Namespace, Subsystem: "remediation", Name: "vantage_points",
+			Help: "Independent vantage points the receiver checks a failed server from before a promotion: 1 is its own host alone, which cannot tell a failed server from a partition.",
 		}),
 		compactions: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: collector.Namespace, Subsystem: "remediation", Name: "journal_compactions_total",
@@ -102,6 +117,10 @@ func NewMetrics() *Metrics {
 	for _, r := range skipReasons {
 		m.skipped.WithLabelValues(r)
 	}
+	for _, r := range declineReasons {
+		m.declined.WithLabelValues(r)
+	}
+	m.vantagePoints.Set(1)
 	return m
 }
 
@@ -110,7 +129,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.actions.Describe(ch)
 	m.skipped.Describe(ch)
 	m.blocked.Describe(ch)
+	m.declined.Describe(ch)
 	m.lastAction.Describe(ch)
+	m.vantagePoints.Describe(ch)
 	m.compactions.Describe(ch)
 	m.journalBytes.Describe(ch)
 }
@@ -120,7 +141,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.actions.Collect(ch)
 	m.skipped.Collect(ch)
 	m.blocked.Collect(ch)
+	m.declined.Collect(ch)
 	m.lastAction.Collect(ch)
+	m.vantagePoints.Collect(ch)
 	m.compactions.Collect(ch)
 	m.journalBytes.Collect(ch)
 }
@@ -133,6 +156,10 @@ func Describe(ch chan<- *prometheus.Desc) { NewMetrics().Describe(ch) }
 // the journal itself blocks the receiver.
 func (m *Metrics) show(s *state, faulted bool) {
 	m.blocked.Set(map[bool]float64{true: 1}[s.blockedBy != nil || faulted])
+	declined := s.declined()
+	for _, r := range declineReasons {
+		m.declined.WithLabelValues(r).Set(float64(declined[r]))
+	}
 	if !s.lastActionAt.IsZero() {
 		m.lastAction.Set(float64(s.lastActionAt.UnixNano()) / 1e9)
 	}

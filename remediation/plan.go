@@ -24,6 +24,11 @@ type Plan struct {
 	ToURL     string `json:"to_url"`
 	ToSite    string `json:"to_site"`
 	CrossSite bool   `json:"cross_site"`
+	// FromAnswers: the failed server answered the receiver's own health
+	// check (with an error), so the fence can reach it.
+	FromAnswers bool `json:"from_answers"`
+	// FencingToken is the token of the lease the action runs under.
+	FencingToken int64 `json:"fencing_token,omitempty"`
 	// Steps say in words what will be done, in order.
 	Steps []string `json:"steps"`
 }
@@ -109,6 +114,7 @@ func planPromotion(estate *config.Config, snap *topology.Snapshot, from string, 
 	p := &Plan{
 		Cluster: fc.Cluster, From: fc.Name, FromURL: fc.URL, FromSite: fc.Site,
 		To: to.Name, ToURL: to.URL, ToSite: to.Site, CrossSite: to.Site != fc.Site,
+		FromAnswers: direct.Answered,
 	}
 	p.Steps = []string{
 		fmt.Sprintf("fence %s: deactivate its task and job workers if it still answers", p.From),

@@ -4,9 +4,12 @@
 //
 // A notification is journaled (fsynced) before the receiver answers 202; a
 // single worker then takes every alert through the gates, in order:
-// incident already decided → cluster opted in → not paused → cooldown →
-// not blocked by a failed action → fresh re-verification with the exporter's
-// own probes and HA model → cross-site approval → dry-run. Only then does it
+// incident already settled → cluster opted in → not paused → cooldown of
+// the failed server → not blocked by a failed action → fresh
+// re-verification with the exporter's own probes and HA model → cooldown of
+// the standby → cross-site approval → dry-run. Only an action, or a refusal
+// the incident cannot change (not opted in, dry run), settles an incident;
+// Alertmanager's resends of it are decided again after any other refusal. Only then does it
 // take a lease in the estate's Redis (through Sentinel), fence the failed
 // server, activate the standby's workers, confirm, and run the site's
 // scripts. Every decision is journaled, logged in the audit log and counted.
@@ -39,7 +42,10 @@ import (
 )
 
 // ScrapeFunc returns a fresh scrape: the Snapshot and Verdict of the same
-// probes and HA model the exporter serves (internal/exporter.Exporter.Scrape).
+// probes and HA model the exporter serves. Its probes must begin after it
+// is called (internal/exporter.Exporter.ScrapeFresh), never join a round
+// under way: the check under the lease must not see the estate as it was
+// before the lease was taken, before a peer promoted.
 type ScrapeFunc func(ctx context.Context) (*collector.Scrape, error)
 
 // Options configure a Receiver.
@@ -138,6 +144,9 @@ func New(opts Options) (*Receiver, error) {
 	}
 	r.cur = s
 	r.latest.Store(s)
+	r.logger.Warn("remediation: one vantage point: failed servers are checked from this host alone (no peer receiver or load balancer view)",
+		"allow_single_vantage", cfg.AllowSingleVantage,
+		"effect", map[bool]string{true: "a promotion proceeds when the fence cannot reach the failed server", false: "a promotion whose fence cannot reach the failed server is refused (single_vantage)"}[cfg.AllowSingleVantage])
 	if r.journal, err = OpenJournal(cfg.JournalFile, r.logger); err != nil {
 		s.close()
 		return nil, fmt.Errorf("remediation: %w", err)
@@ -655,7 +664,7 @@ func (r *Receiver) handleAlert(ctx context.Context, a Alert, b *batch) error {
 // skip records an alert not acted on.
 func (r *Receiver) skip(b *batch, req request, reason, detail string) {
 	b.recs = append(b.recs, record{Kind: kindDecision, Incident: req.incident, Outcome: reason, Error: detail})
-	if decides(reason) {
+	if considered(reason) {
 		b.decided[req.incident] = true
 	}
 	r.metrics.skipped.WithLabelValues(reason).Inc()
@@ -706,8 +715,8 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 			return skip(reasonPaused, "paused while %s exists", r.cur.cfg.PauseFile)
 		}
 	}
-	if last, ok := r.state.lastAction[cluster]; ok && time.Since(last) < time.Duration(r.cur.cfg.Cooldown) {
-		return skip(reasonCooldown, "an action in cluster %s started at %s, less than %s ago", cluster, last.Format(time.RFC3339), r.cur.cfg.Cooldown)
+	if detail, cooling := r.coolingDown(req.from); cooling {
+		return skip(reasonCooldown, "%s", detail)
 	}
 	if f := r.state.blockedBy; f != nil {
 		return skip(reasonBlocked, "the action of incident %s ended %s at %s (%s); run `iap_ha_exporter remediation ack` after checking", f.Incident, f.Result, f.Time.Format(time.RFC3339), f.Error)
@@ -718,6 +727,12 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 	plan, refused := r.verify(ctx, req, &b.seen)
 	if refused != nil {
 		return skip(refused.reason, "%s", refused.detail)
+	}
+	if detail, cooling := r.coolingDown(plan.To); cooling {
+		return skip(reasonCooldown, "%s", detail)
+	}
+	if detail, refused := r.singleVantage(req, plan); refused {
+		return skip(reasonSingleVantage, "%s", detail)
 	}
 	if plan.CrossSite && !opt.AllowCrossSite {
 		return skip(reasonCrossSite, "the standby %s is in site %s, %s in %s; set allow_cross_site for cluster %s to approve", plan.To, plan.ToSite, plan.From, plan.FromSite, cluster)
@@ -730,6 +745,32 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 		return reasonDryRun, "dry run", nil
 	}
 	return r.act(ctx, req, plan, b)
+}
+
+// coolingDown reports whether an action involving server started less than
+// the cooldown ago: a server that failed, or was promoted, so recently is
+// flapping, and another action would make it worse. Another server of the
+// same cluster (the second active of a lost site) is not held back.
+func (r *Receiver) coolingDown(server string) (string, bool) {
+	last, ok := r.state.lastAction[server]
+	if !ok || time.Since(last) >= time.Duration(r.cur.cfg.Cooldown) {
+		return "", false
+	}
+	return fmt.Sprintf("an action involving %s started at %s, less than %s ago", server, last.Format(time.RFC3339), r.cur.cfg.Cooldown), true
+}
+
+// singleVantage refuses a promotion whose fence could not reach the failed
+// server when only this host saw it down, unless allow_single_vantage: a
+// route lost between this host and a live active looks the same from here,
+// and the standby would then work beside it. A person's promote is a second
+// look and is not refused.
+func (r *Receiver) singleVantage(req request, plan *Plan) (string, bool) {
+	if req.manual || plan.FromAnswers || r.cur.cfg.AllowSingleVantage {
+		return "", false
+	}
+	return fmt.Sprintf("%s does not answer this receiver, so the fence cannot reach it, and this host is the only vantage point: "+
+		"a failed server and a partition between the two look the same from here; check it from elsewhere and promote by hand, "+
+		"or set allow_single_vantage: true", plan.From), true
 }
 
 // verify probes afresh and plans the promotion.
@@ -780,14 +821,16 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	if err := r.flush(ctx, b); err != nil {
 		return "", "", err
 	}
-	ok, holder, err := r.cur.lease.acquire(ctx, plan.Cluster)
+	ok, holder, token, err := r.cur.lease.acquire(ctx, plan.Cluster)
 	switch {
 	case err != nil:
 		return skip(reasonLeaseUnavailable, "the lease in Redis %s could not be asked for: %v; no action without it", r.cur.cfg.Lease.Redis, err)
 	case !ok:
 		return skip(reasonLeaseHeld, "receiver %s holds the lease of cluster %s", holder, plan.Cluster)
 	}
+	stopRenewing := r.cur.lease.keep(ctx, plan.Cluster, r.logger)
 	defer func() {
+		stopRenewing()
 		if err := r.cur.lease.release(context.WithoutCancel(ctx), plan.Cluster); err != nil {
 			r.logger.Warn("remediation: the lease was not released; it expires by itself", "ttl", r.cur.cfg.Lease.TTL, "err", err)
 		}
@@ -798,12 +841,30 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 		return skip(refused.reason, "under the lease: %s", refused.detail)
 	}
 	*plan = *fresh
-	taken, by, err := r.cur.lease.claim(ctx, req.incident)
+	plan.FencingToken = token
+	if detail, cooling := r.coolingDown(plan.To); cooling {
+		return skip(reasonCooldown, "under the lease: %s", detail)
+	}
+	if detail, refused := r.singleVantage(req, plan); refused {
+		return skip(reasonSingleVantage, "under the lease: %s", detail)
+	}
+	claimed, by, err := r.cur.lease.claim(ctx, req.incident, r.state.claimedBy(req.incident))
 	switch {
 	case err != nil:
 		return skip(reasonLeaseUnavailable, "the incident could not be claimed in Redis %s: %v", r.cur.cfg.Lease.Redis, err)
-	case !taken:
-		return skip(reasonDedup, "receiver %s already took this incident", by)
+	case claimed == claimTakenByOther:
+		return skip(reasonDedup, "receiver %s already took this incident", strings.TrimSuffix(by, claimStartedSuffix))
+	case claimed == claimTakenOver:
+		r.logger.Warn("remediation: incident claimed before and never started (a receiver stopped between its claim and its first step, or refused); deciding it again",
+			"incident", req.incident, "claimed_by", by)
+	}
+	// A crash from here to the start record leaves the claim in the
+	// journal: the next run takes it over instead of reading it as taken.
+	if err := r.journal.Append(ctx, record{Kind: kindClaimed, Incident: req.incident, Cluster: plan.Cluster, Holder: r.instance}); err != nil {
+		return "", "", err
+	}
+	if err := r.catchUp(); err != nil {
+		return "", "", err
 	}
 
 	if scripts := r.cur.cfg.Scripts.PreCheck; len(scripts) > 0 {
@@ -814,6 +875,18 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 		}
 	}
 
+	switch held, err := r.cur.lease.stillHeld(ctx, plan.Cluster, token); {
+	case err != nil:
+		return skip(reasonLeaseUnavailable, "the lease could not be checked in Redis %s: %v; no action without it", r.cur.cfg.Lease.Redis, err)
+	case !held:
+		return skip(reasonLeaseHeld, "the lease of cluster %s (fencing token %d) is no longer this receiver's: it expired and was taken; no action", plan.Cluster, token)
+	}
+	switch ok, err := r.cur.lease.markStarted(ctx, req.incident); {
+	case err != nil:
+		return skip(reasonLeaseUnavailable, "the claim of the incident could not be marked started in Redis %s: %v; no action without it", r.cur.cfg.Lease.Redis, err)
+	case !ok:
+		return skip(reasonLeaseHeld, "another receiver took the incident over while this one held it (its lease expired?); no action")
+	}
 	if err := r.journal.Append(ctx, record{Kind: kindStarted, Incident: req.incident, Cluster: plan.Cluster, Plan: plan}); err != nil {
 		r.metrics.actions.WithLabelValues(actionPromote, ResultFailure).Inc()
 		r.cur.audit.step(req.incident, actionPromote, ResultFailure, "error", "not started: the journal failed: "+err.Error())
@@ -850,6 +923,21 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 		r.metrics.actions.WithLabelValues(action, result).Inc()
 		r.cur.audit.step(req.incident, action, result, attrs...)
 	}
+	// Each step runs only under the lease the action took: one that
+	// expired and was taken by another receiver stops it.
+	held := func(next string) error {
+		ok, err := r.cur.lease.stillHeld(ctx, plan.Cluster, plan.FencingToken)
+		switch {
+		case err != nil:
+			return fmt.Errorf("before %s: the lease could not be checked: %w", next, err)
+		case !ok:
+			return fmt.Errorf("before %s: the lease of cluster %s (fencing token %d) is no longer this receiver's", next, plan.Cluster, plan.FencingToken)
+		}
+		return nil
+	}
+	if err := held(actionFence); err != nil {
+		return err
+	}
 	// Fence first: a failed server that still answers must not go on
 	// working tasks beside its replacement.
 	h, _ := r.cur.iap.CheckHealth(ctx, plan.From)
@@ -861,8 +949,14 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 		step(actionFence, ResultSuccess, "server", plan.From)
 	} else {
 		step(actionFence, resultUnreachable, "server", plan.From, "detail", h.Reason)
+		if !req.manual && !r.cur.cfg.AllowSingleVantage {
+			return fmt.Errorf("fencing %s: it stopped answering after the checks, and one vantage point cannot tell a failed server from a partition (allow_single_vantage is false)", plan.From)
+		}
 	}
 
+	if err := held(actionActivate); err != nil {
+		return err
+	}
 	if err := r.cur.iap.Activate(ctx, plan.To); err != nil {
 		step(actionActivate, ResultFailure, "server", plan.To, "error", err)
 		return fmt.Errorf("activating %s: %w", plan.To, err)
@@ -876,6 +970,9 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 	step(actionConfirm, ResultSuccess, "server", plan.To)
 
 	if scripts := r.cur.cfg.Scripts.PostPromotion[plan.ToSite]; len(scripts) > 0 {
+		if err := held(actionPostPromotion); err != nil {
+			return err
+		}
 		runs := runScripts(ctx, scripts, time.Duration(r.cur.cfg.Scripts.Timeout), scriptEnv(actionPostPromotion, req.alert, plan, false))
 		if failed := r.auditScripts(req.incident, actionPostPromotion, runs); failed != nil {
 			return fmt.Errorf("post-promotion script %s: %w", failed.Script, failed.Err)

@@ -198,7 +198,7 @@ func TestReloadDuringActionFinishesUnderOldSettings(t *testing.T) {
 	}
 	// The old lease client released the lease before it was closed.
 	l := r.latest.Load().lease
-	ok, holder, err := l.acquire(context.Background(), "prod")
+	ok, holder, _, err := l.acquire(context.Background(), "prod")
 	if err != nil || !ok {
 		t.Errorf("the lease of cluster prod after the action: free %v, held by %q, %v", ok, holder, err)
 	}

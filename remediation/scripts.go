@@ -77,6 +77,7 @@ func scriptEnv(stage string, a Alert, p *Plan, dryRun bool) []string {
 		"IAP_HA_TO_URL=" + p.ToURL,
 		"IAP_HA_TO_SITE=" + p.ToSite,
 		"IAP_HA_CROSS_SITE=" + strconv.FormatBool(p.CrossSite),
+		"IAP_HA_FENCING_TOKEN=" + strconv.FormatInt(p.FencingToken, 10),
 		"IAP_HA_PLAN=" + string(plan),
 	}
 }

@@ -28,8 +28,9 @@ type state struct {
 	// incidents are the incidents decided or resolved, and those of the
 	// actions the state keeps; prune forgets the old ones.
 	incidents map[string]*incident
-	// lastAction is when the last action of each cluster started, and
-	// lastStarted its record.
+	// lastAction is when the last action involving each server (as the
+	// failed one or the standby) started, and lastStarted its record: the
+	// cooldown guards a server, not its cluster.
 	lastAction  map[string]time.Time
 	lastStarted map[string]*entry
 	// lastActionAt is when any action last started or ended.
@@ -51,6 +52,8 @@ type entry struct {
 // incident is what the journal says of one incident.
 type incident struct {
 	settled  *entry // the decision or start that settled it; nil while not
+	claimed  *entry // the last claim in Redis this receiver journaled
+	decision *entry // the last decision other than a dedup
 	resolved *entry // the first notice that it is resolved
 	started  *entry // its action, if one started
 	finished *entry
@@ -95,18 +98,31 @@ func (s *state) apply(r record) {
 				inc.resolved = e
 			}
 			inc.last = e
-		case decides(r.Outcome):
+		case settles(r.Outcome):
 			inc := s.incident(r.Incident)
 			if inc.settled == nil {
 				inc.settled = e
 			}
 			inc.last = e
-		default:
-			// A resend of a known incident (dedup) keeps it remembered.
+		case r.Outcome == reasonDedup:
+			// A resend of a known incident keeps it remembered.
 			if inc, ok := s.incidents[r.Incident]; ok {
 				inc.last = e
 			}
+		default:
+			// Decided again at the next resend; a refusal is remembered
+			// for the declined gauge.
+			inc, ok := s.incidents[r.Incident]
+			if !ok && declines(r.Outcome) {
+				inc, ok = s.incident(r.Incident), true
+			}
+			if ok {
+				inc.decision, inc.last = e, e
+			}
 		}
+	case kindClaimed:
+		inc := s.incident(r.Incident)
+		inc.claimed, inc.last = e, e
 	case kindStarted:
 		inc := s.incident(r.Incident)
 		if inc.settled == nil {
@@ -114,8 +130,12 @@ func (s *state) apply(r record) {
 		}
 		inc.started, inc.last = e, e
 		s.inFlight[r.Incident] = r
-		s.lastAction[r.Cluster] = r.Time
-		s.lastStarted[r.Cluster] = e
+		if r.Plan != nil {
+			for _, server := range []string{r.Plan.From, r.Plan.To} {
+				s.lastAction[server] = r.Time
+				s.lastStarted[server] = e
+			}
+		}
 		s.lastActionAt = r.Time
 	case kindFinished:
 		inc := s.incident(r.Incident)
@@ -147,6 +167,15 @@ func (s *state) decided(id string) bool {
 	return ok && inc.settled != nil
 }
 
+// claimedBy is the lease holder that, by this journal, last claimed an
+// incident in Redis: this process or a previous run of this receiver.
+func (s *state) claimedBy(id string) string {
+	if inc, ok := s.incidents[id]; ok && inc.claimed != nil {
+		return inc.claimed.Holder
+	}
+	return ""
+}
+
 // resolved reports whether Alertmanager said an incident was resolved.
 func (s *state) resolved(id string) bool {
 	inc, ok := s.incidents[id]
@@ -163,7 +192,7 @@ func dropProcessed(pending []entry, ids []string) []entry {
 
 // prune forgets the incidents whose last record is older than cutoff,
 // except those the state still needs: an action running, the last action
-// of a cluster (cooldown), the failure that blocks and the last action that
+// of a server (cooldown), the failure that blocks and the last action that
 // ended.
 func (s *state) prune(cutoff time.Time) {
 	keep := map[string]bool{}
@@ -201,7 +230,7 @@ func (s *state) snapshot() []record {
 		}
 	}
 	for _, inc := range s.incidents {
-		for _, e := range []*entry{inc.settled, inc.resolved, inc.started, inc.finished, inc.last} {
+		for _, e := range []*entry{inc.settled, inc.claimed, inc.decision, inc.resolved, inc.started, inc.finished, inc.last} {
 			add(e)
 		}
 	}
@@ -223,16 +252,50 @@ func (s *state) snapshot() []record {
 	return recs
 }
 
-// decides reports whether an outcome settles its incident: once past the
-// dedup gate an incident is decided once, whatever the outcome; a resend is
-// never reconsidered (a person decides with `promote`). Outcomes before the
-// gate (resolved, not ours, truncated) and the dedup itself settle nothing.
-func decides(outcome string) bool {
+// settles reports whether an outcome settles its incident for good, so that
+// every resend is a duplicate: only a refusal that the incident cannot
+// change (its cluster is not opted in, a dry run). An action settles its
+// incident too, by its started record. Every other refusal holds for a
+// while (paused, cooldown, lease, blocked, in progress) or for what the
+// probes saw then (verification, veto): Alertmanager resends a firing alert
+// every repeat_interval, and each resend is decided again.
+func settles(outcome string) bool {
+	return outcome == reasonNotOptedIn || outcome == reasonDryRun
+}
+
+// considered reports whether an outcome went past the dedup gate: a
+// duplicate of the incident in the same batch is not decided again, on the
+// same view of the estate.
+func considered(outcome string) bool {
 	switch outcome {
 	case reasonResolved, reasonNotRemediable, reasonTruncated, reasonDedup:
 		return false
 	}
 	return true
+}
+
+// declines reports whether an outcome refuses an incident for a reason a
+// person must hear of while the alert fires: the receiver would act but
+// for it. Another receiver acting (lease held, in progress) is not one.
+func declines(outcome string) bool {
+	return slices.Contains(declineReasons, outcome)
+}
+
+var declineReasons = []string{
+	reasonPaused, reasonCooldown, reasonBlocked, reasonVerificationFailed, reasonUnreachableHere,
+	reasonCrossSite, reasonLeaseUnavailable, reasonVeto, reasonSingleVantage,
+}
+
+// declined counts the open incidents (neither acted on, settled nor
+// resolved) whose last decision declined them, by reason.
+func (s *state) declined() map[string]int {
+	out := map[string]int{}
+	for _, inc := range s.incidents {
+		if inc.settled == nil && inc.resolved == nil && inc.started == nil && inc.decision != nil && declines(inc.decision.Outcome) {
+			out[inc.decision.Outcome]++
+		}
+	}
+	return out
 }
 
 // inFlightIn reports an action running in a cluster.
@@ -252,13 +315,18 @@ type Status struct {
 	Blocked bool
 	// BlockedReason says why, and what unblocks it.
 	BlockedReason string
+	// SingleVantage: the receiver checks a failed server from its own host
+	// alone (no peer receiver or load balancer view yet); AllowSingleVantage
+	// whether it then promotes without reaching the failed server to fence it.
+	SingleVantage      bool
+	AllowSingleVantage bool
 	// LastAction describes the last action that ended ("" before any).
 	LastAction string
 	LastTime   time.Time
 }
 
 func (s *state) status(cfg *Config) Status {
-	st := Status{DryRun: *cfg.DryRun, Blocked: s.blockedBy != nil}
+	st := Status{DryRun: *cfg.DryRun, Blocked: s.blockedBy != nil, SingleVantage: true, AllowSingleVantage: cfg.AllowSingleVantage}
 	if f := s.blockedBy; f != nil {
 		st.BlockedReason = fmt.Sprintf("the action of incident %s ended %s at %s; check the servers, then run `iap_ha_exporter remediation ack`",
 			f.Incident, f.Result, f.Time.Format(time.RFC3339))

@@ -119,7 +119,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		viewOpts.Remediation = func() view.RemediationState {
 			st := receiver.Status()
 			return view.RemediationState{Enabled: true, DryRun: st.DryRun, Paused: st.Paused, Blocked: st.Blocked, BlockedReason: st.BlockedReason,
-				LastAction: st.LastAction, LastTime: st.LastTime}
+				SingleVantage: st.SingleVantage, AllowSingleVantage: st.AllowSingleVantage, LastAction: st.LastAction, LastTime: st.LastTime}
 		}
 	}
 	view.Register(mux, viewOpts)

@@ -177,9 +177,11 @@ func (f *remediationFlags) check(estate *config.Config, webConfigFile string) er
 	return err
 }
 
+// scrapeOf gives the receiver probe rounds of its own: a round a Prometheus
+// scrape began earlier may predate what the receiver must see.
 func scrapeOf(exp *exporter.Exporter) remediation.ScrapeFunc {
 	return func(ctx context.Context) (*collector.Scrape, error) {
-		s, _, err := exp.Scrape(ctx)
+		s, _, err := exp.ScrapeFresh(ctx)
 		return s, err
 	}
 }

@@ -238,6 +238,25 @@ func (e *Exporter) Scrape(ctx context.Context) (*collector.Scrape, *collector.Sc
 // the HTTP server's write deadline of /metrics follows the timeout.
 const MaxScrapeTimeout = time.Hour
 
+// ScrapeFresh probes the estate anew within ctx's deadline (the default
+// timeout without one): it never joins a round under way, which may have
+// begun before something the caller must see (the remediation receiver,
+// under its lease, after a peer may have promoted). Its callers are few
+// (one worker of the receiver), so it does not add to a pile-up.
+func (e *Exporter) ScrapeFresh(ctx context.Context) (*collector.Scrape, *collector.Scraper, error) {
+	s := e.scraper.Load()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.opts.DefaultTimeout)
+		defer cancel()
+	}
+	sc := s.Probe(ctx)
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, nil, err
+	}
+	return sc, s, nil
+}
+
 // timeout is the scrape budget: Prometheus's own timeout header less the
 // offset, or the default.
 func (e *Exporter) timeout(r *http.Request) (time.Duration, error) {

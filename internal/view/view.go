@@ -33,9 +33,13 @@ type RemediationState struct {
 	Paused  bool `json:"paused"`
 	Blocked bool `json:"blocked"`
 	// BlockedReason says why it is blocked and what unblocks it.
-	BlockedReason string    `json:"blocked_reason,omitempty"`
-	LastAction    string    `json:"last_action,omitempty"`
-	LastTime      time.Time `json:"last_action_time,omitzero"`
+	BlockedReason string `json:"blocked_reason,omitempty"`
+	// SingleVantage: failed servers are checked from the receiver's host
+	// alone; AllowSingleVantage: it promotes even when it cannot fence.
+	SingleVantage      bool      `json:"single_vantage"`
+	AllowSingleVantage bool      `json:"allow_single_vantage"`
+	LastAction         string    `json:"last_action,omitempty"`
+	LastTime           time.Time `json:"last_action_time,omitzero"`
 }
 
 // Options configure the handlers.

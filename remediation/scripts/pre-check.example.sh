@@ -7,8 +7,10 @@
 # IAP_HA_ALERTNAME, IAP_HA_ALERT_STATUS, IAP_HA_ALERT_STARTS_AT,
 # IAP_HA_ALERT_LABELS (JSON), IAP_HA_CLUSTER, IAP_HA_FROM, IAP_HA_FROM_URL,
 # IAP_HA_FROM_SITE, IAP_HA_TO, IAP_HA_TO_URL, IAP_HA_TO_SITE,
-# IAP_HA_CROSS_SITE, IAP_HA_PLAN (JSON), PATH. Nothing else of the
-# exporter's environment is passed on.
+# IAP_HA_CROSS_SITE, IAP_HA_FENCING_TOKEN (grows with every lease taken: a
+# system that remembers the last token it saw can refuse an older one),
+# IAP_HA_PLAN (JSON), PATH. Nothing else of the exporter's environment is
+# passed on.
 set -eu
 
 # Example: veto during a change window recorded in a file by the change process.
