@@ -143,14 +143,10 @@ func TestHungRabbitMQClusterHidesNoOther(t *testing.T) {
 // by a scrape, cost no IAP login beyond the first; with
 // --no-web.enable-reload the endpoint is refused.
 func TestReloadsCostNoLogins(t *testing.T) {
-	sim, err := iapsim.Start(iapsim.Topology{
+	sim := startIAPSim(t, iapsim.Topology{
 		Users:   map[string]string{"monitor": "monitor-pw"},
 		Servers: []iapsim.ServerSpec{{Name: "iap-1", Role: "active"}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "iap-pw"), "monitor-pw\n")
 	file := filepath.Join(dir, "config.yml")

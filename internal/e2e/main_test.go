@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 )
 
@@ -133,4 +134,15 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startIAPSim starts the IAP simulator with topology until the test ends.
+func startIAPSim(t *testing.T, topology iapsim.Topology) *iapsim.Sim {
+	t.Helper()
+	sim, err := iapsim.Start(topology)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	return sim
 }

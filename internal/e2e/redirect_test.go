@@ -75,17 +75,13 @@ func (f *redirectingFront) loggedIn(user string) bool {
 func TestRedirectedLoginsReachNoOtherHost(t *testing.T) {
 	thief := hostile.StartThief()
 	defer thief.Close()
-	sim, err := iapsim.Start(iapsim.Topology{
+	sim := startIAPSim(t, iapsim.Topology{
 		Users: map[string]string{"monitor": "monitor-pw"},
 		Servers: []iapsim.ServerSpec{
 			{Name: "iap-dc1-1", Cluster: "main", Role: "active"},
 			{Name: "iap-dc2-1", Cluster: "main", Role: "standby"},
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close)
 	iap1 := startRedirectingFront(t, sim.Server("iap-dc1-1").URL(), thief, "/login", "/oauth/token")
 	iap2 := startRedirectingFront(t, sim.Server("iap-dc2-1").URL(), thief, "/login", "/oauth/token")
 	gw, err := iagsim.Start(iagsim.Options{})

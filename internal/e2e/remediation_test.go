@@ -35,17 +35,13 @@ const webhookToken = "webhook-token-e2e"
 
 func startReceiverLab(t *testing.T) *receiverLab {
 	t.Helper()
-	sim, err := iapsim.Start(iapsim.Topology{
+	sim := startIAPSim(t, iapsim.Topology{
 		Users: map[string]string{"admin": "iap-pw"},
 		Servers: []iapsim.ServerSpec{
 			{Name: "iap-dc1-1", Cluster: "main", Role: "active"},
 			{Name: "iap-dc2-1", Cluster: "main", Role: "standby"},
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close)
 	l := &receiverLab{dir: t.TempDir(), iap: sim}
 	writeFile(t, filepath.Join(l.dir, "iap-password"), "iap-pw\n")
 	writeFile(t, filepath.Join(l.dir, "token"), webhookToken+"\n")

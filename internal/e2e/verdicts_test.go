@@ -123,17 +123,13 @@ func TestBinaryMongoDBVerdicts(t *testing.T) {
 // so the estate is no HA-6.
 func TestBinaryUnplacedArbiter(t *testing.T) {
 	mongo := startMongoSim(t, "ha6-arbiter-untagged")
-	iap, err := iapsim.Start(iapsim.Topology{
+	iap := startIAPSim(t, iapsim.Topology{
 		Users: map[string]string{"monitor": "pw"},
 		Servers: []iapsim.ServerSpec{
 			{Name: "iap-dc1-1", Cluster: "dc1"}, {Name: "iap-dc1-2", Cluster: "dc1"},
 			{Name: "iap-dc2-1", Cluster: "dc2", Role: "standby"}, {Name: "iap-dc2-2", Cluster: "dc2", Role: "standby"},
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(iap.Close)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "pw"), "pw")
 	var servers, sites strings.Builder
@@ -178,7 +174,7 @@ iap:
 // worker state cannot be read is unknown (not a standby), and Platform 6's
 // configured worker state comes from /server/config.
 func TestBinaryIAPVerdicts(t *testing.T) {
-	iap, err := iapsim.Start(iapsim.Topology{
+	iap := startIAPSim(t, iapsim.Topology{
 		Users: map[string]string{"monitor": "pw"},
 		Servers: []iapsim.ServerSpec{
 			// One token domain, as the exporter assumes of servers in one site.
@@ -187,10 +183,6 @@ func TestBinaryIAPVerdicts(t *testing.T) {
 			{Name: "offline", Cluster: "local", Release: iapsim.Release6, Role: "standby"},
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(iap.Close)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "pw"), "pw")
 	file := filepath.Join(dir, "exporter.yml")
