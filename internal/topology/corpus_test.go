@@ -268,7 +268,7 @@ func (e estateSpec) build(t *testing.T) (*config.Config, *Snapshot) {
 			site := strings.Fields(line)[0]
 			v := SentinelView{Address: fmt.Sprintf("%s-s%d:26379", name, i), Site: site}
 			if !flags["down"] {
-				v.Up, v.MasterAddress, v.Quorum, v.KnownSentinels, v.CKQuorumOK = true, master, g.Quorum, len(spec.Sentinels), true
+				v.Up, v.MasterAddress, v.Quorum, v.KnownSentinels = true, master, g.Quorum, len(spec.Sentinels)
 				v.TILT, v.CKQuorumOK = flags["tilt"], !flags["noquorum"]
 				if m, ok := opts["master"]; ok {
 					v.MasterAddress = m
