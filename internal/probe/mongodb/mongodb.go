@@ -382,18 +382,27 @@ func (p *Prober) setMembers(hosts []string) {
 var anyMember = options.RunCmd().SetReadPreference(readpref.PrimaryPreferred())
 
 // command runs an admin command. A pooled connection to a member that has
-// just died fails once with a network error; the driver then forgets that
+// just died fails once with a network error, and a command running beside
+// it with the driver's "pool cleared" error; the driver then forgets that
 // server, so one retry within the deadline reads the set's new state.
 func (p *Prober) command(ctx context.Context, c *mongo.Client, name string) (bson.Raw, error) {
 	cmd := bson.D{{Key: name, Value: 1}}
 	raw, err := c.Database("admin").RunCommand(ctx, cmd, anyMember).Raw()
-	if err != nil && mongo.IsNetworkError(err) && ctx.Err() == nil {
+	if err != nil && memberLost(err) && ctx.Err() == nil {
 		raw, err = c.Database("admin").RunCommand(ctx, cmd, anyMember).Raw()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return raw, nil
+}
+
+// memberLost reports an error that says the server the command went to is
+// gone: a network error, or the pool cleared by another command's (the
+// driver marks that error retryable).
+func memberLost(err error) bool {
+	var retryable interface{ Retryable() bool }
+	return mongo.IsNetworkError(err) || (errors.As(err, &retryable) && retryable.Retryable())
 }
 
 // Close disconnects every client.
