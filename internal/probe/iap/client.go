@@ -52,7 +52,8 @@ type server struct {
 	base    *url.URL
 	client  *http.Client
 	timeout time.Duration
-	session *session // nil without credentials
+	session *session   // nil without credentials
+	cred    credential // the token this server last accepted; guarded by session.lock
 }
 
 // maxConnsPerServer is what a scrape uses at once: /health/status and the
@@ -109,21 +110,25 @@ func (s *server) do(ctx context.Context, method, path string, body io.Reader, he
 }
 
 // call sends an authenticated request. A 401 means the session ended
-// (expiry, revocation, a Redis restart): log in again once and retry.
+// (expiry, revocation, a Redis restart) or the token came from another
+// token domain: take the cluster's newest token, or log in through s, and
+// retry; a token s itself just issued is not retried.
 func (s *server) call(ctx context.Context, method, path string) ([]byte, error) {
-	cred, err := s.session.get(ctx, s)
-	if err != nil {
-		return nil, err
+	var (
+		b   []byte
+		err error
+	)
+	for range 3 { // its own token, the cluster's newest, a login
+		cred, fresh, gerr := s.session.get(ctx, s)
+		if gerr != nil {
+			return nil, gerr
+		}
+		b, _, err = s.do(ctx, method, path, nil, cred.header())
+		if !hasStatus(err, http.StatusUnauthorized) || fresh {
+			return b, err
+		}
+		s.session.drop(ctx, s, cred)
 	}
-	b, _, err := s.do(ctx, method, path, nil, cred.header())
-	if !hasStatus(err, http.StatusUnauthorized) {
-		return b, err
-	}
-	s.session.drop(ctx, cred)
-	if cred, err = s.session.get(ctx, s); err != nil {
-		return nil, err
-	}
-	b, _, err = s.do(ctx, method, path, nil, cred.header())
 	return b, err
 }
 
@@ -142,12 +147,16 @@ func (c credential) header() http.Header {
 
 // session is one login shared by the servers of a cluster (servers sharing
 // a Redis accept each other's tokens), reused across scrapes until a 401.
+// Each server keeps the token it last had accepted, so servers declared one
+// cluster that are really two token domains (a site with its own Redis)
+// each keep their own instead of logging each other out.
 type session struct {
 	auth config.IAPAuth
 	// lock is a mutex that honours contexts: one login at a time, and the
-	// others wait for its token instead of logging in too.
+	// others wait for its token instead of logging in too. It guards the
+	// servers' tokens too.
 	lock chan struct{}
-	cred credential
+	cred credential // the newest token of the cluster
 	// A refused login is not retried before loginRetryDelay: bad credentials
 	// must not turn every call of every scrape into a login attempt (and an
 	// account lockout).
@@ -172,38 +181,43 @@ func (ss *session) acquire(ctx context.Context) error {
 
 func (ss *session) release() { <-ss.lock }
 
-// loggedIn reports whether the session holds a token (after a login in
-// progress, if any).
-func (ss *session) loggedIn(ctx context.Context) bool {
+// loggedIn reports whether s has a token to send without a login (after a
+// login in progress, if any).
+func (ss *session) loggedIn(ctx context.Context, s *server) bool {
 	if ss.acquire(ctx) != nil {
 		return false
 	}
 	defer ss.release()
-	return ss.cred.token != ""
+	return s.cred.token != "" || ss.cred.token != ""
 }
 
-// get returns the session's token, logging in through s if there is none.
-func (ss *session) get(ctx context.Context, s *server) (credential, error) {
+// get returns the token for s: its own, else the cluster's newest, else a
+// new one it logs in through s for (fresh).
+func (ss *session) get(ctx context.Context, s *server) (cred credential, fresh bool, err error) {
 	if err := ss.acquire(ctx); err != nil {
-		return credential{}, err
+		return credential{}, false, err
 	}
 	defer ss.release()
+	if s.cred.token != "" {
+		return s.cred, false, nil
+	}
 	if ss.cred.token != "" {
-		return ss.cred, nil
+		s.cred = ss.cred
+		return s.cred, false, nil
 	}
 	if ss.failure != nil && time.Since(ss.failedAt) < loginRetryDelay {
-		return credential{}, ss.failure
+		return credential{}, false, ss.failure
 	}
-	cred, err := s.login(ctx, ss.auth)
+	cred, err = s.login(ctx, ss.auth)
 	if err != nil {
 		var refused *statusError
 		if errors.As(err, &refused) {
 			ss.failedAt, ss.failure = time.Now(), err
 		}
-		return credential{}, err
+		return credential{}, false, err
 	}
-	ss.cred, ss.failure = cred, nil
-	return cred, nil
+	ss.cred, s.cred, ss.failure = cred, cred, nil
+	return cred, true, nil
 }
 
 // KeepLogins gives p the tokens old holds, where p was built from the same
@@ -214,35 +228,37 @@ func (p *Prober) KeepLogins(old *Prober) {
 		return
 	}
 	for i, s := range p.servers {
-		if s.session == nil || old.servers[i].session == nil {
+		o := old.servers[i]
+		if s.session == nil || o.session == nil {
 			continue
 		}
-		cred, ok := old.servers[i].session.current()
-		if ok && s.session.acquire(context.Background()) == nil {
-			if s.session.cred.token == "" {
-				s.session.cred = cred
-			}
-			s.session.release()
+		if o.session.acquire(context.Background()) != nil {
+			continue
 		}
+		own, newest := o.cred, o.session.cred
+		o.session.release()
+		if s.session.acquire(context.Background()) != nil {
+			continue
+		}
+		if s.session.cred.token == "" {
+			s.session.cred = newest
+		}
+		if s.cred.token == "" {
+			s.cred = own
+		}
+		s.session.release()
 	}
 }
 
-// current is the session's token, if it holds one.
-func (ss *session) current() (credential, bool) {
-	if ss.acquire(context.Background()) != nil {
-		return credential{}, false
-	}
-	defer ss.release()
-	return ss.cred, ss.cred.token != ""
-}
-
-// drop forgets a token the server refused, unless another call already
-// replaced it.
-func (ss *session) drop(ctx context.Context, cred credential) {
+// drop forgets a token s refused, unless another call already replaced it.
+func (ss *session) drop(ctx context.Context, s *server, cred credential) {
 	if ss.acquire(ctx) != nil {
 		return
 	}
 	defer ss.release()
+	if s.cred == cred {
+		s.cred = credential{}
+	}
 	if ss.cred == cred {
 		ss.cred = credential{}
 	}

@@ -173,7 +173,7 @@ func (p *Prober) ask(ctx context.Context, s *server, out *topology.IAPServer) (a
 	switch {
 	case s.session == nil:
 		return p.health(ctx, s, out), d, nil
-	case !s.session.loggedIn(ctx):
+	case !s.session.loggedIn(ctx, s):
 		// No token yet: log in through a server known to answer. A login
 		// holds the cluster's session, and one sent to a hung server would
 		// keep the cluster's other servers waiting until it timed out.

@@ -695,3 +695,35 @@ func TestProbePlatform6ServerConfig(t *testing.T) {
 		}
 	}
 }
+
+// IAP keeps login tokens in the Redis a server uses, and a server refuses
+// a token another Redis issued with 401. Declared one cluster (one Redis),
+// servers that are really two token domains (a DR site with its own Redis,
+// say) must still all be read: each keeps the token it accepts instead of
+// the two logging each other out on every scrape, and logins stay one per
+// domain.
+func TestLoginWhereOneDeclaredClusterIsTwoTokenDomains(t *testing.T) {
+	sim := startSim(t, iapsim.Topology{TokenTTL: time.Hour, Servers: []iapsim.ServerSpec{
+		{Name: "dc1-1", Cluster: "dc1", Release: iapsim.Release6},
+		{Name: "dc1-2", Cluster: "dc1", Release: iapsim.Release6},
+		{Name: "dc2-1", Cluster: "dc2", Release: iapsim.Release6, Role: "standby"},
+		{Name: "dc2-2", Cluster: "dc2", Release: iapsim.Release6, Role: "standby"},
+	}})
+	cfg := configFor(sim, userAuth())
+	for i := range cfg.Servers {
+		cfg.Servers[i].Cluster = "prod"
+	}
+	p := newProber(t, cfg)
+	for i := range 20 {
+		for _, s := range p.Probe(context.Background()) {
+			if s.APIUp != topology.True {
+				t.Fatalf("scrape %d: %s: %s", i, s.Name, s.Error)
+			}
+		}
+	}
+	// One login per domain, and at most one more for a server that met the
+	// other domain's token first in a scrape they began together.
+	if n := sim.Logins(); n > 4 {
+		t.Errorf("%d logins over 20 scrapes of two token domains, want at most 4", n)
+	}
+}
