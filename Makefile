@@ -3,10 +3,13 @@ GO        ?= go
 BIN       := iap_ha_exporter
 PKGS      := ./...
 TOOLS     := $(GO) run -modfile=tools/go.mod
-# Seconds each fuzz target runs inside `make test` (seed corpora always run).
-FUZZTIME  ?= 3s
-# `make fuzz` runs each target this long.
-LONGFUZZ  ?= 2m
+# Inputs each fuzz target tries inside `make test` (seed corpora always run).
+# A count, not a duration: with -fuzztime=3s Go 1.26's coordinator can fail a
+# target with a bare "context deadline exceeded" when a starved worker is
+# still mid-input at the deadline (golang/go#75804, fixed in Go 1.27).
+FUZZTIME  ?= 10000x
+# `make fuzz` tries this many inputs per target (a few minutes each).
+LONGFUZZ  ?= 1000000x
 
 .PHONY: all build static package image test unit stress-test fuzz-short fuzz lint bench demo demo-down demo-iap e2e soak screenshot dashboards clean
 
