@@ -24,9 +24,6 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
-// Namespace prefixes every metric (IAP itself owns the bare iap_ prefix).
-const Namespace = "iap_ha"
-
 // Collector is one component of the estate.
 type Collector interface {
 	// Describe sends the descriptors of every metric Update may send.
@@ -36,8 +33,8 @@ type Collector interface {
 	// part; an error means the collector as a whole could not do its job.
 	// Collectors that derive everything from other parts return a nil Part.
 	Probe(ctx context.Context) (topology.Part, error)
-	// Update sends the metrics for one scrape. It must not do I/O.
-	Update(s *Scrape, ch chan<- prometheus.Metric)
+	// Update sends the metrics for one scrape's Observation. It must not do I/O.
+	Update(o *topology.Observation, ch chan<- prometheus.Metric)
 }
 
 // ErrNoData marks a collector with nothing to report (no target of its kind

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
 	"github.com/iapha/iap_ha_exporter/internal/probe/gateway"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -42,7 +43,7 @@ func newGatewayCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 	}
 	desc := func(name, help string, extra ...string) *prometheus.Desc {
 		labels := slices.Concat([]string{"gateway", "site"}, extra)
-		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "gateway", name), help, labels, nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "gateway", name), help, labels, nil)
 	}
 	return &gatewayCollector{
 		prober:   p,
@@ -69,11 +70,11 @@ func (c *gatewayCollector) Probe(ctx context.Context) (topology.Part, error) {
 
 func (c *gatewayCollector) Close() error { return c.prober.Close() }
 
-func (c *gatewayCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
+func (c *gatewayCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, g := range s.Snapshot.Gateways {
+	for _, g := range o.Snapshot.Gateways {
 		gauge(c.up, boolValue(g.Up), g.Name, g.Site)
 		gauge(c.capacity, float64(g.Capacity), g.Name, g.Site)
 		if g.Version != "" {
@@ -82,7 +83,7 @@ func (c *gatewayCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 		for inv, n := range g.Devices {
 			gauge(c.devices, float64(n), g.Name, g.Site, inv)
 		}
-		view := iapAdapterView(s.Snapshot.IAP, g.Adapter)
+		view := iapAdapterView(o.Snapshot.IAP, g.Adapter)
 		if view == topology.Unknown {
 			continue
 		}

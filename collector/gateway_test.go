@@ -184,7 +184,7 @@ iap_ha_gateway_iap_adapter_up{gateway="iag-dc2",site="dc2"} 1
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := gatewayScraper(t, config.Gateway{Name: "unused", URL: "http://127.0.0.1:1"})
-			scrape := &Scrape{Snapshot: &tc.snapshot, Results: map[string]Result{"gateway": {}}}
+			scrape := &topology.Observation{Snapshot: &tc.snapshot, Results: map[string]topology.ProbeResult{"gateway": {}}}
 			names := tc.metrics
 			if names == nil {
 				names = gatewayMetrics

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
 	"github.com/iapha/iap_ha_exporter/internal/probe/iap"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -44,13 +45,13 @@ var (
 		"The role the exporter's configuration declares for the server: active (1) or standby (0).")
 	iapAPIUpDesc = iapDesc("api_up",
 		"Whether every authenticated API call to the server (login, health details, workers) succeeded (1) or not (0); absent without credentials.")
-	iapServersDesc = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "iap", "servers"),
+	iapServersDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "iap", "servers"),
 		"IAP servers of a site observed active (answering, task worker running), standby (answering, task worker stopped), down, or unknown (answering, worker state not read).",
 		[]string{"site", "state"}, nil)
 )
 
 func iapDesc(name, help string, extra ...string) *prometheus.Desc {
-	return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "iap", name), help, append(iapLabels, extra...), nil)
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "iap", name), help, append(iapLabels, extra...), nil)
 }
 
 // iapCollector reports the IAP servers and which of them work tasks.
@@ -91,16 +92,16 @@ func (c *iapCollector) Probe(ctx context.Context) (topology.Part, error) {
 
 func (c *iapCollector) Close() error { return c.prober.Close() }
 
-func (c *iapCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
+func (c *iapCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	// Every site with an IAP server gets all three states, zeros included,
 	// so that "no active server" is a value, not a missing series.
 	counts := map[string]map[string]int{}
-	for _, srv := range s.Config.IAP.Servers {
+	for _, srv := range o.Config.IAP.Servers {
 		if counts[srv.Site] == nil {
 			counts[srv.Site] = map[string]int{topology.StateActive: 0, topology.StateStandby: 0, topology.StateDown: 0, topology.StateUnknown: 0}
 		}
 	}
-	for _, srv := range s.Snapshot.IAP {
+	for _, srv := range o.Snapshot.IAP {
 		if counts[srv.Site] == nil {
 			counts[srv.Site] = map[string]int{topology.StateActive: 0, topology.StateStandby: 0, topology.StateDown: 0, topology.StateUnknown: 0}
 		}

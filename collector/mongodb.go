@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
 	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/probe/mongodb"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
@@ -39,10 +40,10 @@ func newMongoDBCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 	}
 	c := &mongodbCollector{probers: probers}
 	set := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "mongodb", name), help, []string{"set"}, nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "mongodb", name), help, []string{"set"}, nil)
 	}
 	member := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "mongodb", name), help, []string{"set", "member", "site"}, nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "mongodb", name), help, []string{"set", "member", "site"}, nil)
 	}
 	c.up = set("up", "Whether the replica set's status and configuration could be read (1) or not (0).")
 	c.primaries = set("primaries", "Members seen as primary across every view read: the set's status and, with direct_members, each member's own hello. More than 1 is split brain.")
@@ -78,11 +79,11 @@ func (c *mongodbCollector) Probe(ctx context.Context) (topology.Part, error) {
 
 func (c *mongodbCollector) Close() error { return c.probers.Close() }
 
-func (c *mongodbCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
+func (c *mongodbCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, rs := range s.Snapshot.MongoDB {
+	for _, rs := range o.Snapshot.MongoDB {
 		if !rs.Up {
 			gauge(c.up, 0, rs.Name)
 			continue

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
 	"github.com/iapha/iap_ha_exporter/internal/probe/rabbitmq"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -42,7 +43,7 @@ func newRabbitMQCollector(cfg *config.Config, logger *slog.Logger) (Collector, e
 	}
 	desc := func(name, help string, extra ...string) *prometheus.Desc {
 		labels := slices.Concat([]string{"cluster"}, extra)
-		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "rabbitmq", name), help, labels, nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "rabbitmq", name), help, labels, nil)
 	}
 	return &rabbitMQCollector{
 		prober: p,
@@ -89,7 +90,7 @@ func (c *rabbitMQCollector) Probe(ctx context.Context) (topology.Part, error) {
 
 func (c *rabbitMQCollector) Close() error { return c.prober.Close() }
 
-func (c *rabbitMQCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
+func (c *rabbitMQCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -99,7 +100,7 @@ func (c *rabbitMQCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
-	for _, cl := range s.Snapshot.RabbitMQ {
+	for _, cl := range o.Snapshot.RabbitMQ {
 		gauge(c.up, flag(cl.Up), cl.Name)
 		if !cl.Up {
 			continue

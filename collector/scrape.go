@@ -12,36 +12,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
 var (
 	scrapeDurationDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(Namespace, "scrape", "collector_duration_seconds"),
+		prometheus.BuildFQName(namespace.Namespace, "scrape", "collector_duration_seconds"),
 		"How long a collector's probes took in the last scrape.",
 		[]string{"collector"}, nil,
 	)
 	scrapeSuccessDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(Namespace, "scrape", "collector_success"),
+		prometheus.BuildFQName(namespace.Namespace, "scrape", "collector_success"),
 		"Whether a collector's probes finished within the deadline without error (1) or not (0).",
 		[]string{"collector"}, nil,
 	)
 )
-
-// Result is how one collector's probe went in one scrape.
-type Result struct {
-	Duration time.Duration
-	Err      error
-}
-
-// Scrape is everything one scrape learned: the Snapshot all probes filled, the
-// Verdict of the HA model over it, and how each collector's probe went.
-type Scrape struct {
-	Config   *config.Config
-	Snapshot *topology.Snapshot
-	Verdict  *topology.Verdict
-	Results  map[string]Result
-}
 
 // Scraper runs the enabled collectors. One Scraper belongs to one loaded
 // configuration; a reload builds a new one and closes the old.
@@ -113,7 +99,7 @@ func (s *Scraper) Close() {
 type probeResult struct {
 	name string
 	part topology.Part
-	res  Result
+	res  topology.ProbeResult
 }
 
 // Probe runs every collector's probe concurrently and waits until all have
@@ -122,7 +108,7 @@ type probeResult struct {
 // down). A probe still running at ctx's end is abandoned: its part is left
 // out (unknown) and it is counted as failed. Probes must honour their
 // context themselves; this only guarantees the scrape is not held up.
-func (s *Scraper) Probe(ctx context.Context) *Scrape {
+func (s *Scraper) Probe(ctx context.Context) *topology.Observation {
 	s.inflight.Add(1)
 	defer s.inflight.Done()
 	start := time.Now()
@@ -143,10 +129,10 @@ func (s *Scraper) Probe(ctx context.Context) *Scrape {
 		}(name, s.collectors[name])
 	}
 
-	scrape := &Scrape{
+	scrape := &topology.Observation{
 		Config:   s.cfg,
 		Snapshot: &topology.Snapshot{Time: start},
-		Results:  make(map[string]Result, len(s.names)),
+		Results:  make(map[string]topology.ProbeResult, len(s.names)),
 	}
 	for pending := len(s.names); pending > 0; pending-- {
 		select {
@@ -158,7 +144,7 @@ func (s *Scraper) Probe(ctx context.Context) *Scrape {
 		case <-ctx.Done():
 			for _, name := range s.names {
 				if _, done := scrape.Results[name]; !done {
-					scrape.Results[name] = Result{Duration: time.Since(start), Err: fmt.Errorf("probe did not finish before the scrape deadline: %w", ctx.Err())}
+					scrape.Results[name] = topology.ProbeResult{Duration: time.Since(start), Err: fmt.Errorf("probe did not finish before the scrape deadline: %w", ctx.Err())}
 				}
 			}
 			pending = 0
@@ -205,13 +191,13 @@ func (s *Scraper) Describe(ch chan<- *prometheus.Desc) {
 
 // Metrics returns a prometheus.Collector that sends the metrics of one
 // finished scrape, so the registry never triggers probing on its own.
-func (s *Scraper) Metrics(scrape *Scrape) prometheus.Collector {
+func (s *Scraper) Metrics(scrape *topology.Observation) prometheus.Collector {
 	return &scrapeMetrics{s: s, scrape: scrape}
 }
 
 type scrapeMetrics struct {
 	s      *Scraper
-	scrape *Scrape
+	scrape *topology.Observation
 }
 
 func (m *scrapeMetrics) Describe(ch chan<- *prometheus.Desc) { m.s.Describe(ch) }

@@ -44,8 +44,8 @@ func (c *stubCollector) Probe(ctx context.Context) (topology.Part, error) {
 	return topology.IAPServers{{Name: c.name, Up: true}}, nil
 }
 
-func (c *stubCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
-	for _, srv := range s.Snapshot.IAP {
+func (c *stubCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
+	for _, srv := range o.Snapshot.IAP {
 		if srv.Name == c.name {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1)
 		}
@@ -133,7 +133,9 @@ func TestUpdatePanicCostsOnlyThatCollector(t *testing.T) {
 
 type panickyUpdate struct{ *stubCollector }
 
-func (p *panickyUpdate) Update(*Scrape, chan<- prometheus.Metric) { panic("update panics") }
+func (p *panickyUpdate) Update(*topology.Observation, chan<- prometheus.Metric) {
+	panic("update panics")
+}
 
 func registryWith(t *testing.T, c prometheus.Collector) *prometheus.Registry {
 	t.Helper()

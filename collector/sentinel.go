@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
 	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/probe/redis"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
@@ -41,7 +42,7 @@ func newSentinelCollector(cfg *config.Config, logger *slog.Logger) (Collector, e
 	}
 	c := &sentinelCollector{probers: probers}
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "redis", name), help, append([]string{"master"}, labels...), nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "redis", name), help, append([]string{"master"}, labels...), nil)
 	}
 	c.distinctMasters = desc("sentinel_distinct_masters", "Distinct master addresses named by the reachable Sentinels of the group. More than 1 is split brain.")
 	c.quorum = desc("sentinel_quorum", "Quorum configured for the master (the highest any reachable Sentinel reports).")
@@ -85,11 +86,11 @@ func (c *sentinelCollector) Probe(ctx context.Context) (topology.Part, error) {
 
 func (c *sentinelCollector) Close() error { return c.probers.Close() }
 
-func (c *sentinelCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
+func (c *sentinelCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, g := range s.Snapshot.Redis {
+	for _, g := range o.Snapshot.Redis {
 		var masters []string
 		reachable, epoch, failover := 0, int64(0), false
 		for _, v := range g.Sentinels {

@@ -195,7 +195,7 @@ func TestSentinelCollectorUpdate(t *testing.T) {
 			{Address: "n2", Site: "dc2", Up: true, Role: "replica", MasterAddress: "n0", ReplicaPriority: 0},
 		},
 	}}}
-	scrape := &Scrape{Snapshot: snapshot, Results: map[string]Result{"sentinel": {}}}
+	scrape := &topology.Observation{Snapshot: snapshot, Results: map[string]topology.ProbeResult{"sentinel": {}}}
 	want := `
 # HELP iap_ha_redis_is_master Whether the data node answered and reports the master role (1) or not (0).
 # TYPE iap_ha_redis_is_master gauge
@@ -256,7 +256,7 @@ iap_ha_redis_up{master="dc1",node="n2",site="dc2"} 1
 // With no Sentinel answering, what depends on their answers is absent, not 0.
 func TestSentinelCollectorNoSentinel(t *testing.T) {
 	s := sentinelScraper(t, config.SentinelGroup{Name: "dc1", Sentinels: []config.Sentinel{{Address: "127.0.0.1:1"}}})
-	scrape := &Scrape{Results: map[string]Result{"sentinel": {}}, Snapshot: &topology.Snapshot{Redis: []topology.SentinelGroup{{
+	scrape := &topology.Observation{Results: map[string]topology.ProbeResult{"sentinel": {}}, Snapshot: &topology.Snapshot{Redis: []topology.SentinelGroup{{
 		Name: "dc1", Sentinels: []topology.SentinelView{{Address: "s0", Site: "dc1", Error: "connection refused"}},
 	}}}}
 	for _, name := range []string{

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
@@ -23,7 +24,7 @@ type topologyCollector struct {
 }
 
 func newTopologyCollector(*config.Config, *slog.Logger) (Collector, error) {
-	fq := func(name string) string { return prometheus.BuildFQName(Namespace, "", name) }
+	fq := func(name string) string { return prometheus.BuildFQName(namespace.Namespace, "", name) }
 	return &topologyCollector{
 		tolerated: prometheus.NewDesc(fq("component_failures_tolerated"),
 			"How many more member failures this component instance survives, by the HA model; absent while unknown.",
@@ -54,14 +55,14 @@ func (c *topologyCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *topologyCollector) Probe(context.Context) (topology.Part, error) { return nil, nil }
 
-func (c *topologyCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
-	v := s.Verdict
+func (c *topologyCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
+	v := o.Verdict
 	for _, cv := range v.Components {
 		ch <- prometheus.MustNewConstMetric(c.tolerated, prometheus.GaugeValue, float64(cv.FailuresTolerated), cv.Component, cv.Name)
 	}
 	for _, sv := range v.Sites {
 		ch <- prometheus.MustNewConstMetric(c.siteSurvivable, prometheus.GaugeValue, boolValue(sv.Survivable), sv.Site)
-		if len(s.Snapshot.Gateways) > 0 {
+		if len(o.Snapshot.Gateways) > 0 {
 			ch <- prometheus.MustNewConstMetric(c.devicesWithoutGateway, prometheus.GaugeValue, float64(sv.DevicesWithoutGateway), sv.Site)
 		}
 	}

@@ -25,7 +25,7 @@ func TestTopologyCollector(t *testing.T) {
 		Gateways: []topology.Gateway{{Name: "g", Site: "dc2", Up: true, Devices: map[string]int{"devices": 42}}},
 	}
 	// Losing dc1 takes MongoDB's only member; losing dc2 leaves server a.
-	scrape := &Scrape{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
+	scrape := &topology.Observation{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
 	c, err := newTopologyCollector(cfg, promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ iap_ha_site_loss_survivable{site="dc2"} 1
 iap_ha_split_brain{component="iap",name="servers"} 1
 iap_ha_split_brain{component="mongodb",name="rs0"} 0
 `
-	scrape.Results = map[string]Result{"topology": {}}
+	scrape.Results = map[string]topology.ProbeResult{"topology": {}}
 	if err := testutil.CollectAndCompare(s.Metrics(scrape), strings.NewReader(want),
 		"iap_ha_architecture_degraded", "iap_ha_architecture_info", "iap_ha_component_failures_tolerated",
 		"iap_ha_site_loss_devices_without_gateway", "iap_ha_site_loss_survivable", "iap_ha_split_brain"); err != nil {
@@ -74,13 +74,13 @@ func TestTopologyCollectorUnknownIsNoSample(t *testing.T) {
 		IAP:     config.IAP{Servers: []config.IAPServer{{Name: "a", Site: "dc1"}}},
 		MongoDB: []config.ReplicaSet{{Name: "rs0"}}, Redis: []config.SentinelGroup{{Name: "dc1"}}}
 	snap := &topology.Snapshot{}
-	scrape := &Scrape{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
+	scrape := &topology.Observation{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
 	c, err := newTopologyCollector(cfg, promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := newScraperWith(cfg, promslog.NewNopLogger(), map[string]Collector{"topology": c})
-	scrape.Results = map[string]Result{"topology": {}}
+	scrape.Results = map[string]topology.ProbeResult{"topology": {}}
 	if err := testutil.CollectAndCompare(s.Metrics(scrape), strings.NewReader(""),
 		"iap_ha_architecture_degraded", "iap_ha_architecture_info", "iap_ha_component_failures_tolerated",
 		"iap_ha_site_loss_survivable"); err != nil {

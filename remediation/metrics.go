@@ -3,7 +3,7 @@ package remediation
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
 )
 
 // Reasons an alert led to no action: the values of skipped_total's reason.
@@ -77,35 +77,35 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: collector.Namespace, Subsystem: "remediation", Name: "actions_total",
+			Namespace: namespace.Namespace, Subsystem: "remediation", Name: "actions_total",
 			Help: "Remediation steps taken, by action (promote, pre_check, fence, activate, confirm, post_promotion) and result.",
 		}, []string{"action", "result"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: collector.Namespace, Subsystem: "remediation", Name: "skipped_total",
+			Namespace: namespace.Namespace, Subsystem: "remediation", Name: "skipped_total",
 			Help: "Alerts the receiver did not act on, by the reason it gave.",
 		}, []string{"reason"}),
 		blocked: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: collector.Namespace, Subsystem: "remediation", Name: "blocked",
+			Namespace: namespace.Namespace, Subsystem: "remediation", Name: "blocked",
 			Help: "1 while the receiver acts on nothing until a person looks: after a failed remediation (until `iap_ha_exporter remediation ack`), or while its journal cannot be trusted (replaced under it, a line it cannot read, a record it could not write; until repaired and restarted).",
 		}),
 		declined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: collector.Namespace, Subsystem: "remediation", Name: "declined",
+			Namespace: namespace.Namespace, Subsystem: "remediation", Name: "declined",
 			Help: "Incidents still open (not acted on, not resolved) whose last decision declined them for a reason that lasts a while, by reason: each resend is decided again.",
 		}, []string{"reason"}),
 		lastAction: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: collector.Namespace, Subsystem: "remediation", Name: "last_action_timestamp_seconds",
+			Namespace: namespace.Namespace, Subsystem: "remediation", Name: "last_action_timestamp_seconds",
 			Help: "When a remediation action last started or ended (0: never).",
 		}),
 		vantagePoints: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: collector.Namespace, Subsystem: "remediation", Name: "vantage_points",
+			Namespace: namespace.Namespace, Subsystem: "remediation", Name: "vantage_points",
 			Help: "Independent vantage points the receiver checks a failed server from before a promotion: 1 is its own host alone, which cannot tell a failed server from a partition.",
 		}),
 		compactions: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: collector.Namespace, Subsystem: "remediation", Name: "journal_compactions_total",
+			Namespace: namespace.Namespace, Subsystem: "remediation", Name: "journal_compactions_total",
 			Help: "Times the receiver rewrote its journal as what it still needs.",
 		}),
 		journalBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: collector.Namespace, Subsystem: "remediation", Name: "journal_bytes",
+			Namespace: namespace.Namespace, Subsystem: "remediation", Name: "journal_bytes",
 			Help: "Size of the remediation journal when the receiver last read it.",
 		}),
 	}

@@ -35,7 +35,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/probe/iap"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
@@ -46,7 +45,7 @@ import (
 // is called (internal/exporter.Exporter.ScrapeFresh), never join a round
 // under way: the check under the lease must not see the estate as it was
 // before the lease was taken, before a peer promoted.
-type ScrapeFunc func(ctx context.Context) (*collector.Scrape, error)
+type ScrapeFunc func(ctx context.Context) (*topology.Observation, error)
 
 // Options configure a Receiver.
 type Options struct {
@@ -582,7 +581,7 @@ type batch struct {
 // observation is a fresh scrape and the receiver's own health checks of
 // the servers said to have failed, each taken once when first needed.
 type observation struct {
-	scrape    *collector.Scrape
+	scrape    *topology.Observation
 	scrapeErr error
 	scraped   bool
 	direct    map[string]directHealth

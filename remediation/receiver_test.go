@@ -20,6 +20,7 @@ import (
 	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
 // The real Redis + Sentinel group that holds the leases, shared by every
@@ -123,7 +124,7 @@ func scraper(t testing.TB, cfg *config.Config) ScrapeFunc {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	return func(ctx context.Context) (*collector.Scrape, error) { return s.Probe(ctx), nil }
+	return func(ctx context.Context) (*topology.Observation, error) { return s.Probe(ctx), nil }
 }
 
 // receiver is a running receiver behind a real HTTP server.

@@ -12,9 +12,9 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/exporter-toolkit/web"
 
-	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/exporter"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
 	"github.com/iapha/iap_ha_exporter/remediation"
 )
 
@@ -180,8 +180,8 @@ func (f *remediationFlags) check(estate *config.Config, webConfigFile string) er
 // scrapeOf gives the receiver probe rounds of its own: a round a Prometheus
 // scrape began earlier may predate what the receiver must see.
 func scrapeOf(exp *exporter.Exporter) remediation.ScrapeFunc {
-	return func(ctx context.Context) (*collector.Scrape, error) {
-		s, _, err := exp.ScrapeFresh(ctx)
+	return func(ctx context.Context) (*topology.Observation, error) {
+		s, err := exp.ScrapeFresh(ctx)
 		return s, err
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/exporter"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
 	"github.com/iapha/iap_ha_exporter/remediation"
 )
 
@@ -70,7 +71,7 @@ func Metrics(configFile string) (map[string][]string, error) {
 		return nil, err
 	}
 	for _, mf := range families {
-		if !strings.HasPrefix(mf.GetName(), collector.Namespace+"_") {
+		if !strings.HasPrefix(mf.GetName(), namespace.Namespace+"_") {
 			continue
 		}
 		var labels []string

@@ -23,6 +23,8 @@ import (
 
 	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
 // The defaults of --scrape.default-timeout and --scrape.timeout-offset:
@@ -69,7 +71,7 @@ type Exporter struct {
 	reloadMu  sync.Mutex
 	reloaders []Reloader // under reloadMu
 	scraper   atomic.Pointer[collector.Scraper]
-	latest    atomic.Pointer[collector.Scrape]
+	latest    atomic.Pointer[topology.Observation]
 	scrapes   singleflight.Group
 
 	registry      *prometheus.Registry
@@ -91,11 +93,11 @@ func New(opts Options) (*Exporter, error) {
 		logger:   opts.Logger,
 		registry: prometheus.NewRegistry(),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: collector.Namespace, Subsystem: "config", Name: "last_reload_successful",
+			Namespace: namespace.Namespace, Subsystem: "config", Name: "last_reload_successful",
 			Help: "Whether the last configuration (re)load succeeded.",
 		}),
 		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: collector.Namespace, Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
+			Namespace: namespace.Namespace, Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
 			Help: "When the configuration was last loaded successfully.",
 		}),
 	}
@@ -190,18 +192,26 @@ func (e *Exporter) Close() {
 }
 
 // Latest is the most recent finished scrape, or nil before the first.
-func (e *Exporter) Latest() *collector.Scrape { return e.latest.Load() }
+func (e *Exporter) Latest() *topology.Observation { return e.latest.Load() }
 
 // Scrape probes the estate once within ctx's deadline. Concurrent callers
 // share one probe round instead of piling up: they get the same result.
-func (e *Exporter) Scrape(ctx context.Context) (*collector.Scrape, *collector.Scraper, error) {
+func (e *Exporter) Scrape(ctx context.Context) (*topology.Observation, error) {
+	o, _, err := e.scrape(ctx)
+	return o, err
+}
+
+// scrape is Scrape, also returning the Scraper whose collectors made the
+// Observation: /metrics translates it with those, even when a reload has
+// swapped in another Scraper meanwhile.
+func (e *Exporter) scrape(ctx context.Context) (*topology.Observation, *collector.Scraper, error) {
 	s := e.scraper.Load()
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(e.opts.DefaultTimeout)
 	}
 	type result struct {
-		scrape  *collector.Scrape
+		scrape  *topology.Observation
 		scraper *collector.Scraper
 	}
 	ch := e.scrapes.DoChan("scrape", func() (any, error) {
@@ -243,7 +253,7 @@ const MaxScrapeTimeout = time.Hour
 // begun before something the caller must see (the remediation receiver,
 // under its lease, after a peer may have promoted). Its callers are few
 // (one worker of the receiver), so it does not add to a pile-up.
-func (e *Exporter) ScrapeFresh(ctx context.Context) (*collector.Scrape, *collector.Scraper, error) {
+func (e *Exporter) ScrapeFresh(ctx context.Context) (*topology.Observation, error) {
 	s := e.scraper.Load()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -252,9 +262,9 @@ func (e *Exporter) ScrapeFresh(ctx context.Context) (*collector.Scrape, *collect
 	}
 	sc := s.Probe(ctx)
 	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return nil, nil, err
+		return nil, err
 	}
-	return sc, s, nil
+	return sc, nil
 }
 
 // timeout is the scrape budget: Prometheus's own timeout header less the
@@ -302,7 +312,7 @@ func (e *Exporter) MetricsHandler() http.Handler {
 		extendDeadlines(w, timeout)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		scrape, scraper, err := e.Scrape(ctx)
+		scrape, scraper, err := e.scrape(ctx)
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return // the client went away

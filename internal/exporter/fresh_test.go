@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
 // The remediation receiver re-verifies under its lease: a probe round begun
@@ -34,11 +34,11 @@ func TestScrapeFreshDoesNotJoinARoundUnderWay(t *testing.T) {
 	if err := server.SetFault(iapsim.Fault{Mode: iapsim.FaultHung}); err != nil {
 		t.Fatal(err)
 	}
-	older := make(chan *collector.Scrape, 1)
+	older := make(chan *topology.Observation, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		sc, _, _ := e.Scrape(ctx)
+		sc, _ := e.Scrape(ctx)
 		older <- sc
 	}()
 	if err := lab.Retry(10*time.Second, 10*time.Millisecond, func() error {
@@ -53,7 +53,7 @@ func TestScrapeFreshDoesNotJoinARoundUnderWay(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	fresh, _, err := e.ScrapeFresh(ctx)
+	fresh, err := e.ScrapeFresh(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestScrapeFreshDoesNotJoinARoundUnderWay(t *testing.T) {
 	}
 }
 
-func iapUp(sc *collector.Scrape, name string) bool {
+func iapUp(sc *topology.Observation, name string) bool {
 	if sc == nil || sc.Snapshot == nil {
 		return false
 	}

@@ -1,5 +1,7 @@
 // Package topology holds the typed state of an IAP estate as the probes saw it
-// in one scrape (Snapshot) and the HA model computed from it (Verdict).
+// in one scrape (Snapshot), the HA model computed from it (Verdict), and the
+// record of the whole scrape that the metrics, the topology page and the
+// remediation receiver read (Observation).
 //
 // Probes fill a Snapshot; they know nothing of Prometheus. The model is pure
 // functions over a Snapshot and the configured sites. Collectors and the

@@ -15,15 +15,14 @@ import (
 	"sort"
 	"time"
 
-	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
 // Source gives the scrapes to show; *exporter.Exporter is one.
 type Source interface {
-	Latest() *collector.Scrape
-	Scrape(ctx context.Context) (*collector.Scrape, *collector.Scraper, error)
+	Latest() *topology.Observation
+	Scrape(ctx context.Context) (*topology.Observation, error)
 }
 
 // RemediationState is what the page shows of the remediation receiver.
@@ -95,7 +94,7 @@ func (h *handlers) document(r *http.Request) (*Document, error) {
 		ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 		defer cancel()
 		var err error
-		if scrape, _, err = h.opts.Source.Scrape(ctx); err != nil {
+		if scrape, err = h.opts.Source.Scrape(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -10,32 +10,31 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
 // fixedSource serves one scrape, and counts how often it was asked to probe.
 type fixedSource struct {
-	scrape *collector.Scrape
+	scrape *topology.Observation
 	latest bool
 	probes int
 }
 
-func (f *fixedSource) Latest() *collector.Scrape {
+func (f *fixedSource) Latest() *topology.Observation {
 	if f.latest {
 		return f.scrape
 	}
 	return nil
 }
 
-func (f *fixedSource) Scrape(context.Context) (*collector.Scrape, *collector.Scraper, error) {
+func (f *fixedSource) Scrape(context.Context) (*topology.Observation, error) {
 	f.probes++
 	f.latest = true
-	return f.scrape, nil, nil
+	return f.scrape, nil
 }
 
-func ha6Scrape() *collector.Scrape {
+func ha6Scrape() *topology.Observation {
 	cfg := &config.Config{Architecture: config.ArchHA6, Sites: []config.Site{{Name: "dc1"}, {Name: "dc2"}, {Name: "dc3"}}}
 	snap := &topology.Snapshot{
 		Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC),
@@ -61,8 +60,8 @@ func ha6Scrape() *collector.Scrape {
 		}}},
 		Gateways: []topology.Gateway{{Name: "iag1", Site: "dc2", Up: true, Capacity: 5000, Devices: map[string]int{"devices": 4500}}},
 	}
-	return &collector.Scrape{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap),
-		Results: map[string]collector.Result{"iap": {Duration: 20 * time.Millisecond}}}
+	return &topology.Observation{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap),
+		Results: map[string]topology.ProbeResult{"iap": {Duration: 20 * time.Millisecond}}}
 }
 
 func serve(t *testing.T, src Source, rem func() RemediationState, path string) (int, string) {
