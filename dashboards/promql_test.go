@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/iapha/iap_ha_exporter/internal/catalog"
+	"github.com/iapha/iap_ha_exporter/fixtures/catalog"
 )
 
 // Grafana's range variables are substituted with durations no one writes by
@@ -389,7 +389,7 @@ func (k *knownMetrics) checkAlerts(where string, vs *parser.VectorSelector) []st
 }
 
 // loadKnownMetrics lists what the exporter registers with the HA-6 example
-// configuration (one target of every kind; internal/catalog reads them from
+// configuration (one target of every kind; fixtures/catalog reads them from
 // the descriptors), then what the rule pack records and alerts on.
 func loadKnownMetrics(t *testing.T) *knownMetrics {
 	t.Helper()

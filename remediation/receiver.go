@@ -42,7 +42,7 @@ import (
 
 // ScrapeFunc returns a fresh scrape: the Snapshot and Verdict of the same
 // probes and HA model the exporter serves. Its probes must begin after it
-// is called (internal/exporter.Exporter.ScrapeFresh), never join a round
+// is called (exporter.Exporter.ScrapeFresh), never join a round
 // under way: the check under the lease must not see the estate as it was
 // before the lease was taken, before a peer promoted.
 type ScrapeFunc func(ctx context.Context) (*topology.Observation, error)

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/iapha/iap_ha_exporter/internal/catalog"
+	"github.com/iapha/iap_ha_exporter/fixtures/catalog"
 )
 
 // scrapeLabels are added by Prometheus to every series it scrapes.
@@ -91,7 +91,7 @@ func TestRulesUseRegisteredMetrics(t *testing.T) {
 }
 
 // registeredMetrics maps every iap_ha_ metric the binary can serve to its
-// label names (internal/catalog reads them from the descriptors).
+// label names (fixtures/catalog reads them from the descriptors).
 func registeredMetrics(t *testing.T) map[string][]string {
 	t.Helper()
 	metrics, err := catalog.Metrics("../examples/ha6.yml")

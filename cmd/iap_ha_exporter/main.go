@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/exporter"
 	"github.com/iapha/iap_ha_exporter/internal/config"
-	"github.com/iapha/iap_ha_exporter/internal/exporter"
 	"github.com/iapha/iap_ha_exporter/internal/view"
 )
 

@@ -12,8 +12,8 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/iapha/iap_ha_exporter/exporter"
 	"github.com/iapha/iap_ha_exporter/internal/config"
-	"github.com/iapha/iap_ha_exporter/internal/exporter"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 	"github.com/iapha/iap_ha_exporter/remediation"
 )

@@ -14,10 +14,10 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/exporter"
 	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/fixtures/mongosim"
-	"github.com/iapha/iap_ha_exporter/internal/exporter"
 	"github.com/iapha/iap_ha_exporter/internal/view"
 )
 

@@ -1,6 +1,11 @@
 // Package exporter serves the collectors over HTTP: the /metrics handler
 // with its scrape deadline and coalescing, configuration reload, and the
 // health endpoints. cmd/iap_ha_exporter only wires flags to it.
+//
+// It is the only package besides the binary that imports collector: the
+// topology page and the remediation receiver get a scrape as a
+// topology.Observation from Exporter.Scrape, ScrapeFresh or Latest, and the
+// collectors' registry stays private to /metrics.
 package exporter
 
 import (
