@@ -9,6 +9,7 @@ import (
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/namespace"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/probe/gateway"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -22,12 +23,12 @@ func init() {
 // agrees with the gateway's own answer.
 func (c *gatewayCollector) keepLogins(old Collector) {
 	if o, ok := old.(*gatewayCollector); ok {
-		gateway.KeepLogins(c.prober, o.prober)
+		gateway.KeepLogins(c.clients, o.clients)
 	}
 }
 
 type gatewayCollector struct {
-	prober *gateway.Prober
+	clients *probe.Set[topology.Gateway]
 
 	up, info, devices, capacity *prometheus.Desc
 	iapAdapterUp, disagrees     *prometheus.Desc
@@ -46,7 +47,7 @@ func newGatewayCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "gateway", name), help, labels, nil)
 	}
 	return &gatewayCollector{
-		prober:   p,
+		clients:  p,
 		up:       desc("up", "Whether the Automation Gateway answered /api/v2.0/poll (1) or not (0)."),
 		info:     desc("info", "Versions the Automation Gateway reports on /api/v2.0/status; always 1.", "version", "ansible_version"),
 		devices:  desc("devices", "Devices in one inventory of the Automation Gateway (devices is the top-level Ansible inventory).", "inventory"),
@@ -65,10 +66,10 @@ func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *gatewayCollector) Probe(ctx context.Context) (topology.Part, error) {
-	return topology.Gateways(c.prober.Probe(ctx)), nil
+	return topology.Gateways(c.clients.Probe(ctx)), nil
 }
 
-func (c *gatewayCollector) Close() error { return c.prober.Close() }
+func (c *gatewayCollector) Close() error { return c.clients.Close() }
 
 func (c *gatewayCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {

@@ -56,12 +56,12 @@ func iapDesc(name, help string, extra ...string) *prometheus.Desc {
 
 // iapCollector reports the IAP servers and which of them work tasks.
 type iapCollector struct {
-	prober *iap.Prober
+	client *iap.Client
 }
 
 func (c *iapCollector) keepLogins(old Collector) {
 	if o, ok := old.(*iapCollector); ok {
-		c.prober.KeepLogins(o.prober)
+		c.client.KeepLogins(o.client)
 	}
 }
 
@@ -69,11 +69,11 @@ func newIAPCollector(cfg *config.Config, logger *slog.Logger) (Collector, error)
 	if len(cfg.IAP.Servers) == 0 {
 		return nil, ErrNoData
 	}
-	p, err := iap.New(cfg.IAP, logger)
+	p, err := iap.NewClient(cfg.IAP, logger)
 	if err != nil {
 		return nil, err
 	}
-	return &iapCollector{prober: p}, nil
+	return &iapCollector{client: p}, nil
 }
 
 func (c *iapCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -87,10 +87,10 @@ func (c *iapCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *iapCollector) Probe(ctx context.Context) (topology.Part, error) {
-	return c.prober.Probe(ctx), nil
+	return c.client.Probe(ctx), nil
 }
 
-func (c *iapCollector) Close() error { return c.prober.Close() }
+func (c *iapCollector) Close() error { return c.client.Close() }
 
 func (c *iapCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	// Every site with an IAP server gets all three states, zeros included,

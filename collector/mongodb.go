@@ -21,7 +21,7 @@ func init() {
 // health, lag, votes and priority, and the set's primaries, term and voting
 // arithmetic.
 type mongodbCollector struct {
-	probers *probe.Set[topology.ReplicaSet]
+	clients *probe.Set[topology.ReplicaSet]
 
 	up, primaries, term, voting, healthyVoting, majority *prometheus.Desc
 	state, health, lag, votes, priority, reachable       *prometheus.Desc
@@ -32,13 +32,11 @@ func newMongoDBCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 	if len(cfg.MongoDB) == 0 {
 		return nil, ErrNoData
 	}
-	probers, err := probe.NewSet(cfg.MongoDB, func(g config.ReplicaSet) (probe.Target[topology.ReplicaSet], error) {
-		return mongodb.New(g, logger)
-	})
+	clients, err := mongodb.New(cfg.MongoDB, logger)
 	if err != nil {
 		return nil, err
 	}
-	c := &mongodbCollector{probers: probers}
+	c := &mongodbCollector{clients: clients}
 	set := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "mongodb", name), help, []string{"set"}, nil)
 	}
@@ -74,10 +72,10 @@ func (c *mongodbCollector) Describe(ch chan<- *prometheus.Desc) {
 // Probe reads every replica set concurrently; a set that cannot be read is
 // reported down, never as the collector's failure.
 func (c *mongodbCollector) Probe(ctx context.Context) (topology.Part, error) {
-	return topology.ReplicaSets(c.probers.Probe(ctx)), nil
+	return topology.ReplicaSets(c.clients.Probe(ctx)), nil
 }
 
-func (c *mongodbCollector) Close() error { return c.probers.Close() }
+func (c *mongodbCollector) Close() error { return c.clients.Close() }
 
 func (c *mongodbCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {

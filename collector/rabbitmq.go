@@ -9,6 +9,7 @@ import (
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/namespace"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/probe/rabbitmq"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -22,7 +23,7 @@ func init() {
 // toward the standby data center. It has nothing to do (ErrNoData) where no
 // cluster is configured, as on later IAP releases.
 type rabbitMQCollector struct {
-	prober *rabbitmq.Prober
+	clients *probe.Set[topology.RabbitCluster]
 
 	up, info, mirroringSupported                      *prometheus.Desc
 	nodeRunning, nodePartitions, nodeAlarm, nodePeers *prometheus.Desc
@@ -46,9 +47,9 @@ func newRabbitMQCollector(cfg *config.Config, logger *slog.Logger) (Collector, e
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "rabbitmq", name), help, labels, nil)
 	}
 	return &rabbitMQCollector{
-		prober: p,
-		up:     desc("up", "Whether a management API of the cluster answered (1) or none did (0)."),
-		info:   desc("info", "Version and name the cluster reports; always 1.", "cluster_name", "version"),
+		clients: p,
+		up:      desc("up", "Whether a management API of the cluster answered (1) or none did (0)."),
+		info:    desc("info", "Version and name the cluster reports; always 1.", "cluster_name", "version"),
 		mirroringSupported: desc("mirroring_supported",
 			"Whether the cluster's RabbitMQ has classic queue mirroring (1, 3.x) or not (0, 4.x, where the unsynchronised counts are left out)."),
 		nodeRunning:    desc("node_running", "Whether the cluster member runs RabbitMQ (1) or not (0).", "node"),
@@ -85,10 +86,10 @@ func (c *rabbitMQCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *rabbitMQCollector) Probe(ctx context.Context) (topology.Part, error) {
-	return topology.RabbitClusters(c.prober.Probe(ctx)), nil
+	return topology.RabbitClusters(c.clients.Probe(ctx)), nil
 }
 
-func (c *rabbitMQCollector) Close() error { return c.prober.Close() }
+func (c *rabbitMQCollector) Close() error { return c.clients.Close() }
 
 func (c *rabbitMQCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {

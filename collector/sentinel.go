@@ -22,7 +22,7 @@ func init() {
 // says about its master, whether the Sentinels agree, and the replication
 // state of every data node they know.
 type sentinelCollector struct {
-	probers *probe.Set[topology.SentinelGroup]
+	clients *probe.Set[topology.SentinelGroup]
 
 	distinctMasters, quorum, reachable, failover, epoch        *prometheus.Desc
 	up, masterInfo, ckquorum, known, knownReplicas, tilt       *prometheus.Desc
@@ -34,13 +34,11 @@ func newSentinelCollector(cfg *config.Config, logger *slog.Logger) (Collector, e
 	if len(cfg.Redis) == 0 {
 		return nil, ErrNoData
 	}
-	probers, err := probe.NewSet(cfg.Redis, func(g config.SentinelGroup) (probe.Target[topology.SentinelGroup], error) {
-		return redis.New(g, logger)
-	})
+	clients, err := redis.New(cfg.Redis, logger)
 	if err != nil {
 		return nil, err
 	}
-	c := &sentinelCollector{probers: probers}
+	c := &sentinelCollector{clients: clients}
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "redis", name), help, append([]string{"master"}, labels...), nil)
 	}
@@ -81,10 +79,10 @@ func (c *sentinelCollector) Describe(ch chan<- *prometheus.Desc) {
 // Probe reads every group concurrently; a Sentinel or node that fails is
 // reported down, never as the collector's failure.
 func (c *sentinelCollector) Probe(ctx context.Context) (topology.Part, error) {
-	return topology.SentinelGroups(c.probers.Probe(ctx)), nil
+	return topology.SentinelGroups(c.clients.Probe(ctx)), nil
 }
 
-func (c *sentinelCollector) Close() error { return c.probers.Close() }
+func (c *sentinelCollector) Close() error { return c.clients.Close() }
 
 func (c *sentinelCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {

@@ -16,7 +16,7 @@ import (
 type settings struct {
 	cfg    *Config
 	estate *config.Config
-	iap    *iap.Prober
+	iap    *iap.Client
 	lease  *lease
 	audit  *auditLog
 }
@@ -30,7 +30,7 @@ func (r *Receiver) newSettings(cfg *Config, estate *config.Config) (*settings, e
 	}
 	s := &settings{cfg: cfg, estate: estate}
 	var err error
-	if s.iap, err = iap.New(receiverIAP(estate.IAP, cfg.IAPAuth), r.logger); err != nil {
+	if s.iap, err = iap.NewClient(receiverIAP(estate.IAP, cfg.IAPAuth), r.logger); err != nil {
 		return nil, err
 	}
 	if s.lease, err = newLease(estate.Redis[i], cfg.Lease, cfg.Site+"/"+r.instance); err != nil {

@@ -71,7 +71,7 @@ func (f *redirectingFront) loggedIn(user string) bool {
 // login (or, for RabbitMQ, every request, with the basic credentials) to
 // another host. That host receives nothing; the targets are reported with
 // the reason. (The remediation receiver's own IAP calls are built by the
-// same iap.New; internal/probe/iap tests its Activate against a redirect.)
+// same iap.NewClient; internal/probe/iap tests its Activate against a redirect.)
 func TestRedirectedLoginsReachNoOtherHost(t *testing.T) {
 	thief := hostile.StartThief()
 	defer thief.Close()

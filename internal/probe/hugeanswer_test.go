@@ -76,7 +76,7 @@ func TestHugeAnswerIsCut(t *testing.T) {
 		name:   "iap /health/status",
 		server: &hugeServer{path: "/health/status", prefix: `{"host":"`, filler: "a"},
 		probe: func(url string) (string, error) {
-			p, err := iap.New(config.IAP{HealthTimeout: timeout, Servers: []config.IAPServer{{Name: "iap1", URL: url}}}, slog.New(slog.DiscardHandler))
+			p, err := iap.NewClient(config.IAP{HealthTimeout: timeout, Servers: []config.IAPServer{{Name: "iap1", URL: url}}}, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return "", err
 			}
@@ -187,7 +187,7 @@ func (s *hugeTCPServer) serve(c net.Conn) {
 // A Sentinel that answers with an endless array is cut at the probe's limit.
 func TestHugeRedisReplyIsCut(t *testing.T) {
 	srv := startHugeTCPServer(t, []byte("*100000\r\n"), []byte("$4000\r\n"+strings.Repeat("a", 4000)+"\r\n"))
-	p, err := redis.New(config.SentinelGroup{
+	p, err := redis.NewClient(config.SentinelGroup{
 		Name: "g", Sentinels: []config.Sentinel{{Address: srv.ln.Addr().String()}},
 		Timeout: model.Duration(time.Minute),
 	}, slog.New(slog.DiscardHandler))
@@ -213,7 +213,7 @@ func TestHugeMongoMessageRefused(t *testing.T) {
 	header = binary.LittleEndian.AppendUint32(header, 0)    // responseTo
 	header = binary.LittleEndian.AppendUint32(header, 2013) // OP_MSG
 	srv := startHugeTCPServer(t, header, []byte{0})
-	p, err := mongodb.New(config.ReplicaSet{
+	p, err := mongodb.NewClient(config.ReplicaSet{
 		Name: "rs0", URI: "mongodb://" + srv.ln.Addr().String() + "/?directConnection=true",
 		Timeout: model.Duration(2 * time.Second),
 	}, slog.New(slog.DiscardHandler))

@@ -250,7 +250,7 @@ func TestProbeHonoursContext(t *testing.T) {
 	}
 }
 
-func TestProberKeepsOrderAndIsolatesFailures(t *testing.T) {
+func TestSetKeepsOrderAndIsolatesFailures(t *testing.T) {
 	healthy := startSim(t, iagsim.Options{Devices: simDevices})
 	down := startSim(t, iagsim.Options{})
 	if err := down.SetFault(iagsim.Down); err != nil {

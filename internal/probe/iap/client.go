@@ -223,7 +223,7 @@ func (ss *session) get(ctx context.Context, s *server) (cred credential, fresh b
 // KeepLogins gives p the tokens old holds, where p was built from the same
 // settings (a reload that changed nothing of IAP's): a token lives until a
 // server refuses it, and a reload is no reason to log in again.
-func (p *Prober) KeepLogins(old *Prober) {
+func (p *Client) KeepLogins(old *Client) {
 	if !reflect.DeepEqual(p.cfg, old.cfg) {
 		return
 	}

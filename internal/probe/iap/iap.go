@@ -31,20 +31,23 @@ const maxPages = 400
 // maxPagesInFlight bounds the pages of one list asked for at once.
 const maxPagesInFlight = 4
 
-// Prober probes the configured IAP servers. It keeps one connection pool
-// per server and one login per cluster across calls; it is safe for
-// concurrent use. Close releases the connections.
-type Prober struct {
+// Client probes the configured IAP servers. Unlike the other components'
+// Clients it covers the whole iap section, not one target, and there is no
+// probe.Set of it: the servers of one cluster share one login, and the
+// remediation receiver addresses the servers by name. It keeps one
+// connection pool per server and one login per cluster across calls; it is
+// safe for concurrent use. Close releases the connections.
+type Client struct {
 	cfg           config.IAP
 	logger        *slog.Logger
 	healthTimeout time.Duration
 	servers       []*server
 }
 
-// New builds a Prober for the iap section of the configuration. Servers
+// NewClient builds a Client for the iap section of the configuration. Servers
 // without their own Auth, TLS or Timeout take the section's.
-func New(cfg config.IAP, logger *slog.Logger) (*Prober, error) {
-	p := &Prober{cfg: cfg, logger: logger, healthTimeout: orDefault(cfg.HealthTimeout, config.DefaultHealthTimeout)}
+func NewClient(cfg config.IAP, logger *slog.Logger) (*Client, error) {
+	p := &Client{cfg: cfg, logger: logger, healthTimeout: orDefault(cfg.HealthTimeout, config.DefaultHealthTimeout)}
 	sessions := map[string]*session{}
 	for _, sc := range cfg.Servers {
 		base, err := url.Parse(sc.URL)
@@ -92,7 +95,7 @@ func orDefault[D ~int64](d D, def time.Duration) time.Duration {
 }
 
 // Close releases the pooled connections.
-func (p *Prober) Close() error {
+func (p *Client) Close() error {
 	for _, s := range p.servers {
 		s.client.CloseIdleConnections()
 	}
@@ -102,7 +105,7 @@ func (p *Prober) Close() error {
 // Probe asks every server for its state, concurrently and within ctx. A
 // server that fails is reported down (or with its API facts unknown), never
 // as an error of the whole probe. The result follows the configured order.
-func (p *Prober) Probe(ctx context.Context) topology.IAPServers {
+func (p *Client) Probe(ctx context.Context) topology.IAPServers {
 	out := make(topology.IAPServers, len(p.servers))
 	var wg sync.WaitGroup
 	for i, s := range p.servers {
@@ -113,7 +116,7 @@ func (p *Prober) Probe(ctx context.Context) topology.IAPServers {
 }
 
 // ProbeServer probes one server by its configured name.
-func (p *Prober) ProbeServer(ctx context.Context, name string) (topology.IAPServer, error) {
+func (p *Client) ProbeServer(ctx context.Context, name string) (topology.IAPServer, error) {
 	s, err := p.server(name)
 	if err != nil {
 		return topology.IAPServer{}, err
@@ -121,7 +124,7 @@ func (p *Prober) ProbeServer(ctx context.Context, name string) (topology.IAPServ
 	return p.probe(ctx, s), nil
 }
 
-func (p *Prober) server(name string) (*server, error) {
+func (p *Client) server(name string) (*server, error) {
 	for _, s := range p.servers {
 		if s.cfg.Name == name {
 			return s, nil
@@ -130,7 +133,7 @@ func (p *Prober) server(name string) (*server, error) {
 	return nil, fmt.Errorf("no IAP server named %q is configured", name)
 }
 
-func (p *Prober) probe(ctx context.Context, s *server) topology.IAPServer {
+func (p *Client) probe(ctx context.Context, s *server) topology.IAPServer {
 	out := topology.IAPServer{
 		Name:         s.cfg.Name,
 		URL:          s.cfg.URL,
@@ -169,7 +172,7 @@ func (p *Prober) probe(ctx context.Context, s *server) topology.IAPServer {
 
 // ask makes the server's calls: /health/status and, with credentials, the
 // authenticated ones, whose answers count only if the health check answered.
-func (p *Prober) ask(ctx context.Context, s *server, out *topology.IAPServer) (answered bool, d details, err error) {
+func (p *Client) ask(ctx context.Context, s *server, out *topology.IAPServer) (answered bool, d details, err error) {
 	switch {
 	case s.session == nil:
 		return p.health(ctx, s, out), d, nil
@@ -212,7 +215,7 @@ func hasService(svcs []topology.IAPService, name string) bool {
 // health asks /health/status (no auth, short timeout) and reports whether
 // the server answered at all: a server that answers 503 is not up, but its
 // workers may still run and are worth asking about.
-func (p *Prober) health(ctx context.Context, s *server, out *topology.IAPServer) (answered bool) {
+func (p *Client) health(ctx context.Context, s *server, out *topology.IAPServer) (answered bool) {
 	ctx, cancel := context.WithTimeout(ctx, p.healthTimeout)
 	defer cancel()
 	b, resp, err := s.do(ctx, http.MethodGet, "/health/status", nil, nil)
@@ -250,7 +253,7 @@ type details struct {
 // details makes the authenticated calls concurrently under the server's
 // timeout, so that a hung server costs the timeout once. Each call fills its
 // own fields; a failed call leaves them unknown.
-func (p *Prober) details(ctx context.Context, s *server) (details, error) {
+func (p *Client) details(ctx context.Context, s *server) (details, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
@@ -405,16 +408,16 @@ func (s *server) modulePage(ctx context.Context, path string, skip int, adapters
 
 // Activate starts the named server's task and job workers (promotion of a
 // standby). Releases before 2023.1 have no job worker route.
-func (p *Prober) Activate(ctx context.Context, name string) error {
+func (p *Client) Activate(ctx context.Context, name string) error {
 	return p.setWorkers(ctx, name, "activate")
 }
 
 // Deactivate stops the named server's task and job workers (fencing).
-func (p *Prober) Deactivate(ctx context.Context, name string) error {
+func (p *Client) Deactivate(ctx context.Context, name string) error {
 	return p.setWorkers(ctx, name, "deactivate")
 }
 
-func (p *Prober) setWorkers(ctx context.Context, name, verb string) error {
+func (p *Client) setWorkers(ctx context.Context, name, verb string) error {
 	s, err := p.server(name)
 	if err != nil {
 		return err

@@ -66,9 +66,9 @@ func userAuth() config.IAPAuth {
 	return config.IAPAuth{Credentials: config.Credentials{Username: testUser, Password: testPassword}}
 }
 
-func newProber(t *testing.T, cfg config.IAP) *Prober {
+func newClient(t *testing.T, cfg config.IAP) *Client {
 	t.Helper()
-	p, err := New(cfg, slog.New(slog.DiscardHandler))
+	p, err := NewClient(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func newProber(t *testing.T, cfg config.IAP) *Prober {
 	return p
 }
 
-func probeOne(t *testing.T, p *Prober, name string) topology.IAPServer {
+func probeOne(t *testing.T, p *Client, name string) topology.IAPServer {
 	t.Helper()
 	s, err := p.ProbeServer(context.Background(), name)
 	if err != nil {
@@ -123,7 +123,7 @@ func TestProbeReleases(t *testing.T) {
 			}})
 			cfg := configFor(sim, userAuth())
 			cfg.Servers[0].Role = tc.role
-			got := probeOne(t, newProber(t, cfg), "iap-1")
+			got := probeOne(t, newClient(t, cfg), "iap-1")
 
 			if !got.Up || got.APIUp != topology.True || got.Error != "" {
 				t.Fatalf("up=%v api_up=%v error=%q, want up and no error", got.Up, got.APIUp, got.Error)
@@ -172,7 +172,7 @@ func TestProbeAssumedFacts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.spec.Name, tc.spec.Release = "iap-1", iapsim.Release2023_2
 			sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{tc.spec}})
-			got := probeOne(t, newProber(t, configFor(sim, userAuth())), "iap-1")
+			got := probeOne(t, newClient(t, configFor(sim, userAuth())), "iap-1")
 			if got.APIUp != topology.True || len(got.Adapters) != 3 {
 				t.Fatalf("api_up %v, %d adapters (%s); want up and 3", got.APIUp, len(got.Adapters), got.Error)
 			}
@@ -186,7 +186,7 @@ func TestProbeAssumedFacts(t *testing.T) {
 	t.Run("unhealthy status 500", func(t *testing.T) {
 		sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "iap-1", UnhealthyStatus: 500}}})
 		sim.Server("iap-1").SetService("mongo", false)
-		got := probeOne(t, newProber(t, configFor(sim, userAuth())), "iap-1")
+		got := probeOne(t, newClient(t, configFor(sim, userAuth())), "iap-1")
 		if got.Up || !strings.Contains(got.Error, "500") || got.DependenciesRunning() {
 			t.Errorf("up %v error %q dependencies running %v; want down by the 500 with mongo failed", got.Up, got.Error, got.DependenciesRunning())
 		}
@@ -290,7 +290,7 @@ func TestProbeFaults(t *testing.T) {
 				sim.Server("faulty").SetWorkers(false, false)
 				cfg.Servers[0].Role = "standby"
 			}
-			p := newProber(t, cfg)
+			p := newClient(t, cfg)
 			p.Probe(context.Background()) // log in before the fault, as a running exporter has
 			tc.apply(sim, sim.Server("faulty"))
 
@@ -368,7 +368,7 @@ func TestLoginOncePerCluster(t *testing.T) {
 				{Name: "dc1-3", Cluster: "dc1", Release: iapsim.Release6},
 				{Name: "dc2-1", Cluster: "dc2", Release: iapsim.Release6, Role: "standby"},
 			}})
-			p := newProber(t, configFor(sim, tc.auth))
+			p := newClient(t, configFor(sim, tc.auth))
 			scrape := func() {
 				t.Helper()
 				for _, s := range p.Probe(context.Background()) {
@@ -407,7 +407,7 @@ func TestLoginRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "iap-1"}, {Name: "iap-2", Cluster: "iap-1"}}})
-			got := newProber(t, configFor(sim, tc.auth)).Probe(context.Background())
+			got := newClient(t, configFor(sim, tc.auth)).Probe(context.Background())
 			for _, s := range got {
 				if !s.Up || s.APIUp != topology.False || !strings.Contains(s.Error, "401") {
 					t.Errorf("%s: up %v api_up %v error %q, want up with the login refused", s.Name, s.Up, s.APIUp, s.Error)
@@ -444,7 +444,7 @@ func TestAdapterPaging(t *testing.T) {
 			adapters[i] = iapsim.AdapterSpec{Name: "adapter-" + string(rune('A'+i/26)) + string(rune('a'+i%26)), PackageID: "@itential/adapter-x"}
 		}
 		sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "iap-1", Adapters: adapters, OmitTotal: tc.omitTotal}}})
-		got := probeOne(t, newProber(t, configFor(sim, userAuth())), "iap-1")
+		got := probeOne(t, newClient(t, configFor(sim, userAuth())), "iap-1")
 		names := map[string]bool{}
 		for _, a := range got.Adapters {
 			names[a.Name] = true
@@ -472,7 +472,7 @@ func TestProbeRoundTrips(t *testing.T) {
 	sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "iap-1", Adapters: adapters}}})
 	cfg := configFor(sim, userAuth())
 	cfg.HealthTimeout = model.Duration(2 * time.Second)
-	p := newProber(t, cfg)
+	p := newClient(t, cfg)
 	wantHealthy(t, probeOne(t, p, "iap-1")) // logs in
 
 	// Long against a busy machine's own delays: the count of delays is measured.
@@ -502,7 +502,7 @@ func TestHealthHungDetailsAnswer(t *testing.T) {
 	// health check must answer within the shorter one.
 	cfg.HealthTimeout = model.Duration(2 * time.Second)
 	cfg.Timeout = model.Duration(20 * time.Second)
-	p := newProber(t, cfg)
+	p := newClient(t, cfg)
 	wantHealthy(t, probeOne(t, p, "iap-1")) // logs in
 
 	srv := sim.Server("iap-1")
@@ -538,7 +538,7 @@ func TestFirstLoginSkipsAHungServer(t *testing.T) {
 	// health check must answer within the shorter one.
 	cfg.HealthTimeout = model.Duration(2 * time.Second)
 	cfg.Timeout = model.Duration(20 * time.Second)
-	p := newProber(t, cfg)
+	p := newClient(t, cfg)
 
 	start := time.Now()
 	got := p.Probe(context.Background())
@@ -584,7 +584,7 @@ func TestTLS(t *testing.T) {
 				t.Fatalf("simulator URL %s is not https", cfg.Servers[0].URL)
 			}
 			cfg.Servers[0].TLS = &tc.tls
-			got := probeOne(t, newProber(t, cfg), "iap-1")
+			got := probeOne(t, newClient(t, cfg), "iap-1")
 			if got.Up != tc.wantUp || (tc.wantUp && got.APIUp != topology.True) {
 				t.Errorf("up %v api_up %v error %q, want up %v", got.Up, got.APIUp, got.Error, tc.wantUp)
 			}
@@ -602,7 +602,7 @@ func TestActivateDeactivate(t *testing.T) {
 				{Name: "active", Cluster: "dc1", Release: release, Role: "active"},
 				{Name: "standby", Cluster: "dc1", Release: release, Role: "standby"},
 			}})
-			p := newProber(t, configFor(sim, userAuth()))
+			p := newClient(t, configFor(sim, userAuth()))
 			ctx := context.Background()
 			if err := p.Deactivate(ctx, "active"); err != nil {
 				t.Fatal(err)
@@ -633,7 +633,7 @@ func TestActivateDeactivate(t *testing.T) {
 // TestLoginRedirectSendsNothingElsewhere: a server that answers a login
 // (a user's POST /login or a client's POST /oauth/token) with a 307 to
 // another host asks for the same body, the secret, to be sent there (RFC
-// 9110 §15.4.8). The prober follows no redirect: the other host receives
+// 9110 §15.4.8). The Client follows no redirect: the other host receives
 // nothing, and the server's API is down with the reason.
 func TestLoginRedirectSendsNothingElsewhere(t *testing.T) {
 	thief := hostile.StartThief()
@@ -661,7 +661,7 @@ func TestLoginRedirectSendsNothingElsewhere(t *testing.T) {
 		defer front.Close()
 		cfg := configFor(sim, tc.auth)
 		cfg.Servers[0].URL = front.URL
-		p := newProber(t, cfg)
+		p := newClient(t, cfg)
 		got := p.Probe(context.Background())[0]
 		if !got.Up || got.APIUp != topology.False || !strings.Contains(got.Error, "redirects are not followed") {
 			t.Errorf("%s: up %v api_up %v error %q, want up with the redirected login refused", tc.path, got.Up, got.APIUp, got.Error)
@@ -683,7 +683,7 @@ func TestProbePlatform6ServerConfig(t *testing.T) {
 		{Name: "iap-1", Release: iapsim.Release6, Role: "standby", ConfiguredRole: "active"},
 		{Name: "iap-2", Release: iapsim.Release6, Role: "standby"},
 	}})
-	p := newProber(t, configFor(sim, userAuth()))
+	p := newClient(t, configFor(sim, userAuth()))
 	for name, want := range map[string]topology.Tristate{"iap-1": topology.True, "iap-2": topology.False} {
 		got := probeOne(t, p, name)
 		if got.APIUp != topology.True || got.Error != "" {
@@ -713,7 +713,7 @@ func TestLoginWhereOneDeclaredClusterIsTwoTokenDomains(t *testing.T) {
 	for i := range cfg.Servers {
 		cfg.Servers[i].Cluster = "prod"
 	}
-	p := newProber(t, cfg)
+	p := newClient(t, cfg)
 	for i := range 20 {
 		for _, s := range p.Probe(context.Background()) {
 			if s.APIUp != topology.True {

@@ -20,7 +20,7 @@ type Health struct {
 // CheckHealth asks the named server's /health/status alone, under the health
 // timeout. The remediation receiver makes this check itself rather than
 // trusting a snapshot, and uses Answered to know whether fencing can reach it.
-func (p *Prober) CheckHealth(ctx context.Context, name string) (Health, error) {
+func (p *Client) CheckHealth(ctx context.Context, name string) (Health, error) {
 	s, err := p.server(name)
 	if err != nil {
 		return Health{}, err
@@ -32,7 +32,7 @@ func (p *Prober) CheckHealth(ctx context.Context, name string) (Health, error) {
 
 // Workers reads whether the named server's task and job workers run now
 // (the job worker is Unknown on releases before 2023.1).
-func (p *Prober) Workers(ctx context.Context, name string) (task, job topology.Tristate, err error) {
+func (p *Client) Workers(ctx context.Context, name string) (task, job topology.Tristate, err error) {
 	s, err := p.server(name)
 	if err != nil {
 		return topology.Unknown, topology.Unknown, err

@@ -11,7 +11,7 @@ import (
 
 func TestCheckHealth(t *testing.T) {
 	sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "a"}}})
-	p := newProber(t, configFor(sim, config.IAPAuth{}))
+	p := newClient(t, configFor(sim, config.IAPAuth{}))
 	ctx := context.Background()
 	a := sim.Server("a")
 
@@ -45,7 +45,7 @@ func TestActivateThenWorkers(t *testing.T) {
 	for _, rel := range []string{iapsim.Release2022_1, iapsim.Release2023_2, iapsim.Release6} {
 		t.Run(rel, func(t *testing.T) {
 			sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "s", Role: "standby", Release: rel}}})
-			p := newProber(t, configFor(sim, userAuth()))
+			p := newClient(t, configFor(sim, userAuth()))
 			ctx := context.Background()
 			// The job worker has no route before 2023.1: Unknown, not false.
 			wantJob := topology.True
@@ -73,7 +73,7 @@ func TestActivateThenWorkers(t *testing.T) {
 
 func TestWorkersNeedCredentials(t *testing.T) {
 	sim := startSim(t, iapsim.Topology{Servers: []iapsim.ServerSpec{{Name: "a"}}})
-	p := newProber(t, configFor(sim, config.IAPAuth{}))
+	p := newClient(t, configFor(sim, config.IAPAuth{}))
 	if _, _, err := p.Workers(context.Background(), "a"); err == nil {
 		t.Error("Workers without credentials gave no error")
 	}

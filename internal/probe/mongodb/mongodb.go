@@ -28,12 +28,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
-// Prober reads the state of one replica set. Its clients are pooled and
+// Client reads the state of one replica set. Its clients are pooled and
 // reused across calls; it is safe for concurrent use.
-type Prober struct {
+type Client struct {
 	cfg     config.ReplicaSet
 	timeout time.Duration
 	siteTag string
@@ -52,10 +53,18 @@ type Prober struct {
 	unplacedWarned map[string]bool
 }
 
-// New builds the prober of one configured replica set. No connection is
-// made until the first Probe.
-func New(cfg config.ReplicaSet, logger *slog.Logger) (*Prober, error) {
-	p := &Prober{
+// New builds one Client per configured replica set, probed together as a
+// probe.Set.
+func New(sets []config.ReplicaSet, logger *slog.Logger) (*probe.Set[topology.ReplicaSet], error) {
+	return probe.NewSet(sets, func(rs config.ReplicaSet) (probe.Target[topology.ReplicaSet], error) {
+		return NewClient(rs, logger)
+	})
+}
+
+// NewClient builds the Client of one configured replica set. No connection
+// is made until the first Probe.
+func NewClient(cfg config.ReplicaSet, logger *slog.Logger) (*Client, error) {
+	p := &Client{
 		cfg:     cfg,
 		timeout: time.Duration(cfg.Timeout),
 		siteTag: cfg.SiteTag,
@@ -123,16 +132,16 @@ func authSource(cfg config.ReplicaSet, fromURI *options.ClientOptions) string {
 }
 
 // Name is the replica set's name as configured.
-func (p *Prober) Name() string { return p.cfg.Name }
+func (p *Client) Name() string { return p.cfg.Name }
 
 // Unfinished is the set unread with err, for a probe cut by the deadline.
-func (p *Prober) Unfinished(err error) topology.ReplicaSet {
+func (p *Client) Unfinished(err error) topology.ReplicaSet {
 	return topology.ReplicaSet{Name: p.cfg.Name, Error: err.Error()}
 }
 
 // Probe reads the set's state within ctx and the configured timeout. A set
 // that cannot be read comes back with Up false and the reason in Error.
-func (p *Prober) Probe(ctx context.Context) topology.ReplicaSet {
+func (p *Client) Probe(ctx context.Context) topology.ReplicaSet {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 
@@ -193,7 +202,7 @@ func (p *Prober) Probe(ctx context.Context) topology.ReplicaSet {
 // warnUnplaced logs, once per member, a member placed neither by
 // member_sites nor by its site tag: the HA model leaves it out of every
 // site, which an operator must hear of.
-func (p *Prober) warnUnplaced(rs topology.ReplicaSet) {
+func (p *Client) warnUnplaced(rs topology.ReplicaSet) {
 	unplaced := rs.Unplaced()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -209,7 +218,7 @@ func (p *Prober) warnUnplaced(rs topology.ReplicaSet) {
 // the first probe reads the primary's view rather than that of whichever
 // member answered first (commands may go to any member when there is no
 // primary). Later probes use the driver's settled view of the set.
-func (p *Prober) findPrimary(ctx context.Context) {
+func (p *Client) findPrimary(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout/4)
 	defer cancel()
 	if err := p.set.Ping(ctx, readpref.Primary()); err != nil {
@@ -221,7 +230,7 @@ func (p *Prober) findPrimary(ctx context.Context) {
 // memberViews asks the members at hosts for their own hello, concurrently.
 // A member that does not answer within ctx is reported unreachable: whether
 // it refuses connections or hangs, the exporter cannot read it.
-func (p *Prober) memberViews(ctx context.Context, hosts []string) map[string]memberView {
+func (p *Client) memberViews(ctx context.Context, hosts []string) map[string]memberView {
 	clients := p.directClients(hosts)
 
 	views := make(map[string]memberView, len(hosts))
@@ -249,7 +258,7 @@ func (p *Prober) memberViews(ctx context.Context, hosts []string) map[string]mem
 
 // askAdded records conf's members and adds to views the hello of those not
 // asked yet: members the configuration has just added.
-func (p *Prober) askAdded(ctx context.Context, conf replSetConfig, views map[string]memberView) {
+func (p *Client) askAdded(ctx context.Context, conf replSetConfig, views map[string]memberView) {
 	hosts := make([]string, len(conf.Config.Members))
 	for i, m := range conf.Config.Members {
 		hosts[i] = m.Host
@@ -271,7 +280,7 @@ func (p *Prober) askAdded(ctx context.Context, conf replSetConfig, views map[str
 // every 500ms, knows sooner. A refused member is thus given up within about
 // one heartbeat, and a member that comes back is selected at the first
 // heartbeat that succeeds.
-func (p *Prober) hello(ctx context.Context, c *memberClient) (bson.Raw, error) {
+func (p *Client) hello(ctx context.Context, c *memberClient) (bson.Raw, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	failed := c.nextFailure()
@@ -300,7 +309,7 @@ type memberClient struct {
 }
 
 // connectMember builds the direct client of the member at host.
-func (p *Prober) connectMember(host string) (*memberClient, error) {
+func (p *Client) connectMember(host string) (*memberClient, error) {
 	c := &memberClient{failed: make(chan struct{})}
 	monitor := &event.ServerMonitor{
 		ServerHeartbeatFailed: func(e *event.ServerHeartbeatFailedEvent) { c.heartbeatFailed(e.Failure) },
@@ -333,7 +342,7 @@ func (c *memberClient) heartbeatErr() error {
 
 // directClients returns a pooled direct client per host, creating missing
 // ones.
-func (p *Prober) directClients(hosts []string) map[string]*memberClient {
+func (p *Client) directClients(hosts []string) map[string]*memberClient {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make(map[string]*memberClient, len(hosts))
@@ -353,7 +362,7 @@ func (p *Prober) directClients(hosts []string) map[string]*memberClient {
 	return out
 }
 
-func (p *Prober) lastMembers() []string {
+func (p *Client) lastMembers() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.members
@@ -361,7 +370,7 @@ func (p *Prober) lastMembers() []string {
 
 // setMembers records the members of the configuration just read and closes
 // the direct clients of members that left the set.
-func (p *Prober) setMembers(hosts []string) {
+func (p *Client) setMembers(hosts []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.members = hosts
@@ -385,7 +394,7 @@ var anyMember = options.RunCmd().SetReadPreference(readpref.PrimaryPreferred())
 // just died fails once with a network error, and a command running beside
 // it with the driver's "pool cleared" error; the driver then forgets that
 // server, so one retry within the deadline reads the set's new state.
-func (p *Prober) command(ctx context.Context, c *mongo.Client, name string) (bson.Raw, error) {
+func (p *Client) command(ctx context.Context, c *mongo.Client, name string) (bson.Raw, error) {
 	cmd := bson.D{{Key: name, Value: 1}}
 	raw, err := c.Database("admin").RunCommand(ctx, cmd, anyMember).Raw()
 	if err != nil && memberLost(err) && ctx.Err() == nil {
@@ -406,7 +415,7 @@ func memberLost(err error) bool {
 }
 
 // Close disconnects every client.
-func (p *Prober) Close() error {
+func (p *Client) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	defer cancel()
 	p.mu.Lock()

@@ -18,8 +18,8 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
-// startSim starts a built-in scenario and a prober of it with direct_members.
-func startSim(t *testing.T, scenario string, opts mongosim.Options, edit func(*config.ReplicaSet)) (*mongosim.Sim, *Prober) {
+// startSim starts a built-in scenario and a Client of it with direct_members.
+func startSim(t *testing.T, scenario string, opts mongosim.Options, edit func(*config.ReplicaSet)) (*mongosim.Sim, *Client) {
 	t.Helper()
 	sc, err := mongosim.Builtin(scenario)
 	if err != nil {
@@ -39,7 +39,7 @@ func startSim(t *testing.T, scenario string, opts mongosim.Options, edit func(*c
 	if edit != nil {
 		edit(&cfg)
 	}
-	p, err := New(cfg, slog.New(slog.DiscardHandler))
+	p, err := NewClient(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,11 +25,9 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
-// Prober probes every configured cluster concurrently.
-type Prober = probe.Set[topology.RabbitCluster]
-
-// New builds a client for every configured cluster.
-func New(clusters []config.RabbitCluster, logger *slog.Logger) (*Prober, error) {
+// New builds one Client per configured cluster, probed together as a
+// probe.Set.
+func New(clusters []config.RabbitCluster, logger *slog.Logger) (*probe.Set[topology.RabbitCluster], error) {
 	return probe.NewSet(clusters, func(c config.RabbitCluster) (probe.Target[topology.RabbitCluster], error) {
 		return NewClient(c, logger)
 	})

@@ -90,7 +90,7 @@ func TestSentinelReplies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
 			addr := replay(t, filepath.Join("testdata", tt.dir))
-			p := newTestProber(t, config.SentinelGroup{Site: "dc1", Sentinels: []config.Sentinel{{Address: addr}}})
+			p := newTestClient(t, config.SentinelGroup{Site: "dc1", Sentinels: []config.Sentinel{{Address: addr}}})
 			got, nodes := p.askSentinel(context.Background(), p.sentinels[0], p.cfg.Sentinels[0])
 			tt.want.Address, tt.want.Site = addr, "dc1"
 			assertEqual(t, "view", got, tt.want)
@@ -116,8 +116,8 @@ func TestNodeReplies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
 			addr := replay(t, filepath.Join("testdata", tt.dir))
-			p := newTestProber(t, config.SentinelGroup{Site: "dc1", NodeSites: map[string]string{addr: "dc2"}})
-			p.nodes[addr] = p.client(addr, p.cfg.Auth) // closed with the Prober
+			p := newTestClient(t, config.SentinelGroup{Site: "dc1", NodeSites: map[string]string{addr: "dc2"}})
+			p.nodes[addr] = p.client(addr, p.cfg.Auth) // closed with the Client
 			asked := &questions{byAddr: map[string]*question{}}
 			p.ask(context.Background(), asked, addr, p.nodes[addr])
 			asked.wg.Wait()
@@ -158,12 +158,12 @@ type replyError string
 
 func (e replyError) Error() string { return string(e) }
 
-func newTestProber(t testing.TB, cfg config.SentinelGroup) *Prober {
+func newTestClient(t testing.TB, cfg config.SentinelGroup) *Client {
 	t.Helper()
 	if cfg.Timeout == 0 {
 		cfg.Timeout = model.Duration(5 * time.Second)
 	}
-	p, err := New(cfg, slog.New(slog.DiscardHandler))
+	p, err := NewClient(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,15 +35,15 @@ func startGroup(t *testing.T, opts lab.SentinelOptions) *lab.SentinelGroup {
 	return g
 }
 
-func labProber(t *testing.T, cfg config.SentinelGroup) *Prober {
+func labClient(t *testing.T, cfg config.SentinelGroup) *Client {
 	t.Helper()
 	cfg.Timeout = model.Duration(time.Second)
-	return newTestProber(t, cfg)
+	return newTestClient(t, cfg)
 }
 
 // waitFor probes until cond holds, and fails the test with the last reason
 // and snapshot when it does not within timeout.
-func waitFor(t *testing.T, p *Prober, timeout time.Duration, cond func(topology.SentinelGroup) error) topology.SentinelGroup {
+func waitFor(t *testing.T, p *Client, timeout time.Duration, cond func(topology.SentinelGroup) error) topology.SentinelGroup {
 	t.Helper()
 	var g topology.SentinelGroup
 	err := lab.Retry(timeout, 100*time.Millisecond, func() error {
@@ -130,7 +130,7 @@ func TestLabHealthyGroup(t *testing.T) {
 	g := startGroup(t, lab.SentinelOptions{Site: "dc1", SentinelSites: []string{"dc1", "dc2", "dc3"}})
 	cfg := g.Config("dc1")
 	cfg.NodeSites = map[string]string{g.Nodes[2].Addr: "dc2"}
-	p := labProber(t, cfg)
+	p := labClient(t, cfg)
 
 	got := waitFor(t, p, 10*time.Second, settled(2))
 	if got.Name != "dc1" || got.MasterName != "itentialmaster" || got.Quorum != 2 {
@@ -167,7 +167,7 @@ func TestLabHealthyGroup(t *testing.T) {
 func TestLabMasterKilled(t *testing.T) {
 	t.Parallel()
 	g := startGroup(t, lab.SentinelOptions{Sentinels: 5, Quorum: 3})
-	p := labProber(t, g.Config("dc1"))
+	p := labClient(t, g.Config("dc1"))
 	before := waitFor(t, p, 10*time.Second, settled(2))
 	if ft, n := failuresTolerated(before), healthyReplicas(before); ft != 2 || n != 2 {
 		t.Fatalf("before the kill: failures tolerated %d, promotable replicas %d; want 2 and 2", ft, n)
@@ -227,7 +227,7 @@ func TestLabMasterKilled(t *testing.T) {
 func TestLabTwoSentinelsKilled(t *testing.T) {
 	t.Parallel()
 	g := startGroup(t, lab.SentinelOptions{})
-	p := labProber(t, g.Config("dc1"))
+	p := labClient(t, g.Config("dc1"))
 	waitFor(t, p, 10*time.Second, settled(2))
 	for _, i := range []int{1, 2} {
 		if err := g.KillSentinel(i); err != nil {
@@ -261,7 +261,7 @@ func TestLabTwoSentinelsKilled(t *testing.T) {
 func TestLabReplicaKilled(t *testing.T) {
 	t.Parallel()
 	g := startGroup(t, lab.SentinelOptions{Sentinels: 5, Quorum: 3})
-	p := labProber(t, g.Config("dc1"))
+	p := labClient(t, g.Config("dc1"))
 	before := waitFor(t, p, 10*time.Second, settled(2))
 
 	dead, err := g.KillReplica()
@@ -289,7 +289,7 @@ func TestLabRogueSentinel(t *testing.T) {
 	rogue := startGroup(t, lab.SentinelOptions{NoReplicas: true, Sentinels: 1})
 	cfg := g.Config("dc1")
 	cfg.Sentinels = append(cfg.Sentinels, config.Sentinel{Address: rogue.Sentinels[0].Addr})
-	p := labProber(t, cfg)
+	p := labClient(t, cfg)
 
 	got := p.Probe(context.Background())
 	if m := masters(got); len(m) != 2 || !slices.Contains(m, g.Nodes[0].Addr) || !slices.Contains(m, rogue.Nodes[0].Addr) {
@@ -305,7 +305,7 @@ func TestLabRogueSentinel(t *testing.T) {
 func TestLabAuthentication(t *testing.T) {
 	t.Parallel()
 	g := startGroup(t, lab.SentinelOptions{Password: "node-secret", SentinelPassword: "sentinel-secret"})
-	good := labProber(t, g.Config("dc1"))
+	good := labClient(t, g.Config("dc1"))
 	waitFor(t, good, 10*time.Second, settled(2))
 
 	ctx := context.Background()
@@ -329,11 +329,11 @@ func TestLabAuthentication(t *testing.T) {
 	acl := g.Config("dc1")
 	acl.SentinelAuth = config.Credentials{Username: "exporter", Password: "exporter-secret"}
 	acl.Auth = config.Credentials{Username: "exporter", Password: "exporter-secret"}
-	waitFor(t, labProber(t, acl), 10*time.Second, settled(2))
+	waitFor(t, labClient(t, acl), 10*time.Second, settled(2))
 
 	cfg := g.Config("dc1")
 	cfg.SentinelAuth.Password = promconfig.Secret("wrong-secret")
-	got := labProber(t, cfg).Probe(context.Background())
+	got := labClient(t, cfg).Probe(context.Background())
 	for _, v := range got.Sentinels {
 		if v.Up || v.Error == "" || strings.Contains(v.Error, "secret") {
 			t.Errorf("sentinel with a wrong password: up %v, error %q", v.Up, v.Error)
@@ -346,7 +346,7 @@ func TestLabAuthentication(t *testing.T) {
 func TestLabDeadAndHungSentinel(t *testing.T) {
 	t.Parallel()
 	g := startGroup(t, lab.SentinelOptions{})
-	p := labProber(t, g.Config("dc1"))
+	p := labClient(t, g.Config("dc1"))
 	waitFor(t, p, 10*time.Second, settled(2))
 	if err := g.KillSentinel(2); err != nil {
 		t.Fatal(err)
@@ -402,7 +402,7 @@ func TestLabDeadAndHungSentinel(t *testing.T) {
 func TestLabTLS(t *testing.T) {
 	t.Parallel()
 	g := startGroup(t, lab.SentinelOptions{TLS: true})
-	p := labProber(t, g.Config("dc1"))
+	p := labClient(t, g.Config("dc1"))
 	waitFor(t, p, 10*time.Second, settled(2))
 
 	// Another CA's certificate is refused, and the error says why.
@@ -412,7 +412,7 @@ func TestLabTLS(t *testing.T) {
 	}
 	cfg := g.Config("dc1")
 	cfg.TLS = &promconfig.TLSConfig{CAFile: other.CAFile}
-	got := labProber(t, cfg).Probe(context.Background())
+	got := labClient(t, cfg).Probe(context.Background())
 	for _, v := range got.Sentinels {
 		if v.Up || !strings.Contains(v.Error, "certificate") {
 			t.Errorf("sentinel trusted with the wrong CA: up %v, error %q", v.Up, v.Error)
@@ -427,7 +427,7 @@ func TestLabTLS(t *testing.T) {
 func TestLabTwoMasters(t *testing.T) {
 	t.Parallel()
 	g := startGroup(t, lab.SentinelOptions{})
-	p := labProber(t, g.Config("dc1"))
+	p := labClient(t, g.Config("dc1"))
 	waitFor(t, p, 10*time.Second, settled(2))
 	rogue := g.Nodes[1].Addr
 	c := g.Client(rogue)

@@ -3,7 +3,7 @@
 // Sentinels know. It only reads: it never sends a command that changes state
 // (no SENTINEL FAILOVER, no CONFIG SET).
 //
-// A Prober keeps one pooled client per Sentinel and per data node across
+// A Client keeps one pooled client per Sentinel and per data node across
 // probes, so that a scrape costs one pipelined round trip per Sentinel and
 // one per node, all concurrent.
 package redis
@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
@@ -37,9 +38,9 @@ type silent struct{}
 
 func (silent) Printf(context.Context, string, ...any) {}
 
-// Prober probes one Sentinel group. It is safe for concurrent use; probes
+// Client probes one Sentinel group. It is safe for concurrent use; probes
 // of one group run one at a time, each bounded by the group's timeout.
-type Prober struct {
+type Client struct {
 	cfg     config.SentinelGroup
 	logger  *slog.Logger
 	timeout time.Duration
@@ -53,15 +54,24 @@ type Prober struct {
 	nodes map[string]*redis.Client // by address, as the Sentinels name them
 }
 
-// New builds a Prober for one group. It does not connect: the first Probe does.
-func New(cfg config.SentinelGroup, logger *slog.Logger) (*Prober, error) {
+// New builds one Client per configured Sentinel group, probed together as a
+// probe.Set.
+func New(groups []config.SentinelGroup, logger *slog.Logger) (*probe.Set[topology.SentinelGroup], error) {
+	return probe.NewSet(groups, func(g config.SentinelGroup) (probe.Target[topology.SentinelGroup], error) {
+		return NewClient(g, logger)
+	})
+}
+
+// NewClient builds the Client of one group. It does not connect: the first
+// Probe does.
+func NewClient(cfg config.SentinelGroup, logger *slog.Logger) (*Client, error) {
 	if cfg.MasterName == "" {
 		cfg.MasterName = config.DefaultSentinelMaster
 	}
 	if cfg.Name == "" {
 		cfg.Name = cfg.MasterName
 	}
-	p := &Prober{
+	p := &Client{
 		cfg:     cfg,
 		logger:  logger,
 		timeout: time.Duration(cfg.Timeout),
@@ -85,7 +95,7 @@ func New(cfg config.SentinelGroup, logger *slog.Logger) (*Prober, error) {
 
 // client returns a client for one server: a small pool, no retries (a dead
 // server costs its timeout once) and deadlines taken from the context.
-func (p *Prober) client(addr string, cred config.Credentials) *redis.Client {
+func (p *Client) client(addr string, cred config.Credentials) *redis.Client {
 	opts := &redis.Options{
 		Addr:                     addr,
 		Username:                 cred.Username,
@@ -109,7 +119,7 @@ func (p *Prober) client(addr string, cred config.Credentials) *redis.Client {
 }
 
 // Close releases every pooled connection, after a probe in flight ends.
-func (p *Prober) Close() error {
+func (p *Client) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error
@@ -125,7 +135,7 @@ func (p *Prober) Close() error {
 
 // Unfinished is the group with no Sentinel answering, each with err, for a
 // probe cut by the deadline.
-func (p *Prober) Unfinished(err error) topology.SentinelGroup {
+func (p *Client) Unfinished(err error) topology.SentinelGroup {
 	g := topology.SentinelGroup{Name: p.cfg.Name, MasterName: p.cfg.MasterName, Site: p.cfg.Site}
 	for _, s := range p.cfg.Sentinels {
 		v := topology.SentinelView{Address: s.Address, Site: s.Site, Error: err.Error()}
@@ -143,7 +153,7 @@ func (p *Prober) Unfinished(err error) topology.SentinelGroup {
 // a probe costs one round trip to the slowest of them; a node the Sentinels
 // newly name is asked once they have answered. A Sentinel or node that
 // fails is recorded as down; Probe itself never fails.
-func (p *Prober) Probe(ctx context.Context) topology.SentinelGroup {
+func (p *Client) Probe(ctx context.Context) topology.SentinelGroup {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	g := topology.SentinelGroup{
@@ -175,7 +185,7 @@ func (p *Prober) Probe(ctx context.Context) topology.SentinelGroup {
 }
 
 // askSentinel sends the five read-only questions in one pipeline.
-func (p *Prober) askSentinel(ctx context.Context, c *redis.Client, s config.Sentinel) (topology.SentinelView, []knownNode) {
+func (p *Client) askSentinel(ctx context.Context, c *redis.Client, s config.Sentinel) (topology.SentinelView, []knownNode) {
 	v := topology.SentinelView{Address: s.Address, Site: s.Site}
 	if v.Site == "" {
 		v.Site = p.cfg.Site
@@ -266,7 +276,7 @@ type question struct {
 
 // ask sends INFO replication to the node at addr through c, in the
 // background, under the group's timeout and ctx.
-func (p *Prober) ask(ctx context.Context, qs *questions, addr string, c *redis.Client) {
+func (p *Client) ask(ctx context.Context, qs *questions, addr string, c *redis.Client) {
 	scrape := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	q := &question{cancel: cancel}
@@ -290,7 +300,7 @@ func (p *Prober) ask(ctx context.Context, qs *questions, addr string, c *redis.C
 // on one, so that the pool follows the group. When they named none (all
 // down, say), every client is kept for the next probe and its answer
 // waited for, within the timeout, but not used. Called with p.mu held.
-func (p *Prober) probeNodes(ctx context.Context, asked *questions, known []knownNode) []topology.RedisNode {
+func (p *Client) probeNodes(ctx context.Context, asked *questions, known []knownNode) []topology.RedisNode {
 	for _, k := range known {
 		if _, ok := asked.byAddr[k.addr]; !ok {
 			c := p.client(k.addr, p.cfg.Auth)
@@ -330,7 +340,7 @@ func (p *Prober) probeNodes(ctx context.Context, asked *questions, known []known
 
 // nodeView is a node as the Sentinels describe it (k), corrected by its
 // own answer to INFO replication where it gave one.
-func (p *Prober) nodeView(k knownNode, q *question) topology.RedisNode {
+func (p *Client) nodeView(k knownNode, q *question) topology.RedisNode {
 	n := topology.RedisNode{
 		Address:         k.addr,
 		Site:            p.cfg.Site,

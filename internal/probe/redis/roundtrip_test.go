@@ -187,7 +187,7 @@ func TestProbeRoundTrips(t *testing.T) {
 	const timeout = 3 * delay // more than two round trips
 	m, r1, r2, h := "m", "r1", "r2", "h"
 	g := startFakeGroup(t, delay, []string{m, r1, r2, h}, h)
-	p := newTestProber(t, config.SentinelGroup{Site: "dc1", Sentinels: []config.Sentinel{{Address: g.sentinel}},
+	p := newTestClient(t, config.SentinelGroup{Site: "dc1", Sentinels: []config.Sentinel{{Address: g.sentinel}},
 		Timeout: model.Duration(timeout)})
 
 	steps := []struct {
@@ -299,7 +299,7 @@ func BenchmarkProbe(b *testing.B) {
 	names := []string{"m", "r1", "r2"}
 	g := startFakeGroup(b, 0, names)
 	g.name(names...)
-	p := newTestProber(b, config.SentinelGroup{Site: "dc1", Sentinels: []config.Sentinel{{Address: g.sentinel}}})
+	p := newTestClient(b, config.SentinelGroup{Site: "dc1", Sentinels: []config.Sentinel{{Address: g.sentinel}}})
 	p.Probe(context.Background()) // dials
 	b.ReportAllocs()
 	for b.Loop() {

@@ -8,11 +8,9 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
-// Prober probes every configured gateway concurrently.
-type Prober = probe.Set[topology.Gateway]
-
-// New builds the clients of the configured gateways.
-func New(gateways []config.Gateway, logger *slog.Logger) (*Prober, error) {
+// New builds one Client per configured gateway, probed together as a
+// probe.Set.
+func New(gateways []config.Gateway, logger *slog.Logger) (*probe.Set[topology.Gateway], error) {
 	return probe.NewSet(gateways, func(g config.Gateway) (probe.Target[topology.Gateway], error) {
 		return NewClient(g, logger)
 	})
@@ -20,7 +18,7 @@ func New(gateways []config.Gateway, logger *slog.Logger) (*Prober, error) {
 
 // KeepLogins gives each gateway of p the token of the gateway of old with
 // the same settings.
-func KeepLogins(p, old *Prober) {
+func KeepLogins(p, old *probe.Set[topology.Gateway]) {
 	for _, t := range p.Targets() {
 		c, ok := t.(*Client)
 		if !ok {
