@@ -26,7 +26,7 @@ var sentinelMetricNames = []string{
 	"iap_ha_redis_up", "iap_ha_redis_is_master", "iap_ha_redis_replica_link_up",
 	"iap_ha_redis_replica_priority", "iap_ha_redis_connected_replicas",
 	// iap_ha_redis_replica_lag_bytes moves with the Sentinels' hello
-	// messages on a live lab; TestSentinelCollectorLab checks it apart.
+	// messages on a live lab; TestRedisCollectorLab checks it apart.
 }
 
 func sentinelScraper(t *testing.T, groups ...config.SentinelGroup) *Scraper {
@@ -37,7 +37,7 @@ func sentinelScraper(t *testing.T, groups ...config.SentinelGroup) *Scraper {
 // A healthy group seen by its three Sentinels (one per site), plus a fourth
 // Sentinel that watches another master under the same name, plus one that
 // is not running; and a second group with no Sentinel reachable.
-func TestSentinelCollectorLab(t *testing.T) {
+func TestRedisCollectorLab(t *testing.T) {
 	g, err := lab.StartSentinelGroup(lab.SentinelOptions{Site: "dc1", SentinelSites: []string{"dc1", "dc2", "dc3"}})
 	if err != nil {
 		t.Fatalf("starting the Redis lab: %v", err)
@@ -178,7 +178,7 @@ iap_ha_redis_up{master="dc1",node="r0",site="dc1"} 1
 
 // Update alone, on snapshots the lab cannot hold still: a failover half-way
 // and a Sentinel in TILT mode.
-func TestSentinelCollectorUpdate(t *testing.T) {
+func TestRedisCollectorUpdate(t *testing.T) {
 	s := sentinelScraper(t, config.SentinelGroup{Name: "dc1", Sentinels: []config.Sentinel{{Address: "127.0.0.1:1"}}})
 	snapshot := &topology.Snapshot{Redis: []topology.SentinelGroup{{
 		Name: "dc1", MasterName: "itentialmaster", Site: "dc1", Quorum: 2,
@@ -254,7 +254,7 @@ iap_ha_redis_up{master="dc1",node="n2",site="dc2"} 1
 }
 
 // With no Sentinel answering, what depends on their answers is absent, not 0.
-func TestSentinelCollectorNoSentinel(t *testing.T) {
+func TestRedisCollectorNoSentinel(t *testing.T) {
 	s := sentinelScraper(t, config.SentinelGroup{Name: "dc1", Sentinels: []config.Sentinel{{Address: "127.0.0.1:1"}}})
 	scrape := &topology.Observation{Results: map[string]topology.ProbeResult{"sentinel": {}}, Snapshot: &topology.Snapshot{Redis: []topology.SentinelGroup{{
 		Name: "dc1", Sentinels: []topology.SentinelView{{Address: "s0", Site: "dc1", Error: "connection refused"}},
@@ -275,8 +275,8 @@ func TestSentinelCollectorNoSentinel(t *testing.T) {
 	}
 }
 
-func TestSentinelCollectorWithoutGroups(t *testing.T) {
-	if _, err := newSentinelCollector(&config.Config{}, slog.New(slog.DiscardHandler)); err != ErrNoData {
+func TestRedisCollectorWithoutGroups(t *testing.T) {
+	if _, err := newRedisCollector(&config.Config{}, slog.New(slog.DiscardHandler)); err != ErrNoData {
 		t.Errorf("got %v, want ErrNoData", err)
 	}
 }
@@ -290,11 +290,11 @@ func BenchmarkSentinelScrape(b *testing.B) {
 	}
 	defer g.Stop()
 	cfg := &config.Config{Redis: []config.SentinelGroup{g.Config("dc1")}}
-	c, err := newSentinelCollector(cfg, slog.New(slog.DiscardHandler))
+	c, err := newRedisCollector(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.(*sentinelCollector).Close()
+	defer c.(*redisCollector).Close()
 	for b.Loop() {
 		part, err := c.Probe(context.Background())
 		if err != nil {

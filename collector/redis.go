@@ -15,13 +15,13 @@ import (
 )
 
 func init() {
-	registerCollector("sentinel", true, newSentinelCollector)
+	registerCollector("sentinel", true, newRedisCollector)
 }
 
-// sentinelCollector reports the Redis Sentinel groups: what each Sentinel
+// redisCollector reports the Redis Sentinel groups: what each Sentinel
 // says about its master, whether the Sentinels agree, and the replication
 // state of every data node they know.
-type sentinelCollector struct {
+type redisCollector struct {
 	clients *probe.Set[topology.SentinelGroup]
 
 	distinctMasters, quorum, reachable, failover, epoch        *prometheus.Desc
@@ -30,7 +30,7 @@ type sentinelCollector struct {
 	nodeUp, isMaster, linkUp, lag, priority, connectedReplicas *prometheus.Desc
 }
 
-func newSentinelCollector(cfg *config.Config, logger *slog.Logger) (Collector, error) {
+func newRedisCollector(cfg *config.Config, logger *slog.Logger) (Collector, error) {
 	if len(cfg.Redis) == 0 {
 		return nil, ErrNoData
 	}
@@ -38,7 +38,7 @@ func newSentinelCollector(cfg *config.Config, logger *slog.Logger) (Collector, e
 	if err != nil {
 		return nil, err
 	}
-	c := &sentinelCollector{clients: clients}
+	c := &redisCollector{clients: clients}
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "redis", name), help, append([]string{"master"}, labels...), nil)
 	}
@@ -66,7 +66,7 @@ func newSentinelCollector(cfg *config.Config, logger *slog.Logger) (Collector, e
 	return c, nil
 }
 
-func (c *sentinelCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *redisCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.distinctMasters, c.quorum, c.reachable, c.failover, c.epoch,
 		c.up, c.masterInfo, c.ckquorum, c.known, c.knownReplicas, c.tilt, c.sdown, c.odown,
@@ -78,13 +78,13 @@ func (c *sentinelCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Probe reads every group concurrently; a Sentinel or node that fails is
 // reported down, never as the collector's failure.
-func (c *sentinelCollector) Probe(ctx context.Context) (topology.Part, error) {
+func (c *redisCollector) Probe(ctx context.Context) (topology.Part, error) {
 	return topology.SentinelGroups(c.clients.Probe(ctx)), nil
 }
 
-func (c *sentinelCollector) Close() error { return c.clients.Close() }
+func (c *redisCollector) Close() error { return c.clients.Close() }
 
-func (c *sentinelCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
+func (c *redisCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
