@@ -55,8 +55,10 @@ var (
 	factories  = map[string]*registration{}
 )
 
-// registerCollector is called from each collector file's init.
-func registerCollector(name string, enabledByDefault bool, factory Factory) {
+// registerCollector is called from each collector file's init. Each alias
+// is a former name whose --collector.<alias> and --no-collector.<alias>
+// still set the flag; it is hidden from --help and is no collector name.
+func registerCollector(name string, enabledByDefault bool, factory Factory, aliases ...string) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	if _, dup := factories[name]; dup {
@@ -69,6 +71,11 @@ func registerCollector(name string, enabledByDefault bool, factory Factory) {
 	help := fmt.Sprintf("Enable the %s collector (default: %s).", name, map[bool]string{true: "enabled", false: "disabled"}[enabledByDefault])
 	enabled := kingpin.Flag("collector."+name, help).Default(def).Bool()
 	*enabled = enabledByDefault // usable before the flags are parsed (tests)
+	for _, alias := range aliases {
+		// No default: kingpin sets defaults before the values given, so
+		// an alias without one never undoes the main flag or itself.
+		kingpin.Flag("collector."+alias, "Former name of --collector."+name+".").Hidden().BoolVar(enabled)
+	}
 	factories[name] = &registration{factory: factory, enabled: enabled}
 }
 

@@ -15,7 +15,8 @@ import (
 )
 
 func init() {
-	registerCollector("sentinel", true, newRedisCollector)
+	// Called sentinel before 0.2.0; the old flags still work.
+	registerCollector("redis", true, newRedisCollector, "sentinel")
 }
 
 // redisCollector reports the Redis Sentinel groups: what each Sentinel

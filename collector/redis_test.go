@@ -31,7 +31,7 @@ var sentinelMetricNames = []string{
 
 func sentinelScraper(t *testing.T, groups ...config.SentinelGroup) *Scraper {
 	t.Helper()
-	return testScraper(t, &config.Config{Redis: groups}, "sentinel")
+	return testScraper(t, &config.Config{Redis: groups}, "redis")
 }
 
 // A healthy group seen by its three Sentinels (one per site), plus a fourth
@@ -168,7 +168,7 @@ iap_ha_redis_up{master="dc1",node="r0",site="dc1"} 1
 	if n := testutil.CollectAndCount(s.Metrics(scrape), "iap_ha_redis_replica_lag_bytes"); n != 2 {
 		t.Errorf("%d lag series, want one per replica", n)
 	}
-	if r := scrape.Results["sentinel"]; r.Err != nil {
+	if r := scrape.Results["redis"]; r.Err != nil {
 		t.Errorf("collector failed: %v", r.Err)
 	}
 	if problems, err := testutil.CollectAndLint(s.Metrics(scrape)); err != nil || len(problems) > 0 {
@@ -195,7 +195,7 @@ func TestRedisCollectorUpdate(t *testing.T) {
 			{Address: "n2", Site: "dc2", Up: true, Role: "replica", MasterAddress: "n0", ReplicaPriority: 0},
 		},
 	}}}
-	scrape := &topology.Observation{Snapshot: snapshot, Results: map[string]topology.ProbeResult{"sentinel": {}}}
+	scrape := &topology.Observation{Snapshot: snapshot, Results: map[string]topology.ProbeResult{"redis": {}}}
 	want := `
 # HELP iap_ha_redis_is_master Whether the data node answered and reports the master role (1) or not (0).
 # TYPE iap_ha_redis_is_master gauge
@@ -256,7 +256,7 @@ iap_ha_redis_up{master="dc1",node="n2",site="dc2"} 1
 // With no Sentinel answering, what depends on their answers is absent, not 0.
 func TestRedisCollectorNoSentinel(t *testing.T) {
 	s := sentinelScraper(t, config.SentinelGroup{Name: "dc1", Sentinels: []config.Sentinel{{Address: "127.0.0.1:1"}}})
-	scrape := &topology.Observation{Results: map[string]topology.ProbeResult{"sentinel": {}}, Snapshot: &topology.Snapshot{Redis: []topology.SentinelGroup{{
+	scrape := &topology.Observation{Results: map[string]topology.ProbeResult{"redis": {}}, Snapshot: &topology.Snapshot{Redis: []topology.SentinelGroup{{
 		Name: "dc1", Sentinels: []topology.SentinelView{{Address: "s0", Site: "dc1", Error: "connection refused"}},
 	}}}}
 	for _, name := range []string{

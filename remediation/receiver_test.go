@@ -119,7 +119,7 @@ func (e *estate) config(t testing.TB, urls map[string]string) *config.Config {
 // scraper is the exporter's fresh view: the same collectors and HA model.
 func scraper(t testing.TB, cfg *config.Config) ScrapeFunc {
 	t.Helper()
-	s, err := collector.NewScraper(cfg, slog.New(slog.DiscardHandler), "iap", "sentinel")
+	s, err := collector.NewScraper(cfg, slog.New(slog.DiscardHandler), "iap", "redis")
 	if err != nil {
 		t.Fatal(err)
 	}

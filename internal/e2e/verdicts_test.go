@@ -104,7 +104,7 @@ func TestBinaryMongoDBVerdicts(t *testing.T) {
 			dir := t.TempDir()
 			file := filepath.Join(dir, "exporter.yml")
 			writeFile(t, file, fmt.Sprintf("mongodb:\n  - {name: rs0, uri: %q}\n", sim.URI()))
-			e := startExporter(t, "--config.file", file, "--no-collector.iap", "--no-collector.sentinel", "--no-collector.rabbitmq")
+			e := startExporter(t, "--config.file", file, "--no-collector.iap", "--no-collector.redis", "--no-collector.rabbitmq")
 			last := sim.Addrs()[len(sim.Addrs())-1]
 			var want []string
 			for _, w := range tc.want {
@@ -161,7 +161,7 @@ iap:
 		t.Errorf("--config.check: %v\n%s\nwant a warning about %s", err, out, addrs[4])
 	}
 
-	e := startExporter(t, "--config.file", file, "--no-collector.sentinel", "--no-collector.rabbitmq")
+	e := startExporter(t, "--config.file", file, "--no-collector.redis", "--no-collector.rabbitmq")
 	scrapeUntil(t, e, []string{
 		`iap_ha_component_failures_tolerated{component="mongodb",name="rs0"} 2`,
 		`iap_ha_site_loss_survivable{site="dc3"} 1`,
@@ -198,7 +198,7 @@ func TestBinaryIAPVerdicts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e := startExporter(t, "--config.file", file, "--no-collector.mongodb", "--no-collector.sentinel", "--no-collector.rabbitmq")
+	e := startExporter(t, "--config.file", file, "--no-collector.mongodb", "--no-collector.redis", "--no-collector.rabbitmq")
 	scrapeUntil(t, e, []string{
 		// The active and the one promotable standby: 2 − 1.
 		`iap_ha_component_failures_tolerated{component="iap",name="servers"} 1`,
