@@ -364,7 +364,7 @@ func (e *estate) startCompacting(t *testing.T, yaml string, cfg *config.Config, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcv, err := New(Options{Config: rc, Estate: cfg, Scrape: scraper(t, cfg)})
+	rcv, err := New(Options{Config: rc, ExporterConfig: cfg, Scrape: scraper(t, cfg)})
 	if err != nil {
 		t.Fatal(err)
 	}

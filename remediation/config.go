@@ -116,35 +116,35 @@ type ScriptsConfig struct {
 
 // Load reads the remediation file at path and checks it against the
 // exporter's configuration.
-func Load(path string, estate *config.Config) (*Config, error) {
+func Load(path string, exporterCfg *config.Config) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, dirOf(path), estate)
+	return Parse(data, dirOf(path), exporterCfg)
 }
 
 // Parse is Load for a file already read; relative paths resolve against dir.
-func Parse(data []byte, dir string, estate *config.Config) (*Config, error) {
+func Parse(data []byte, dir string, exporterCfg *config.Config) (*Config, error) {
 	cfg := &Config{}
 	c, err := config.Decode(data, dir, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cfg.complete(c, estate)
+	cfg.complete(c, exporterCfg)
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
-func (cfg *Config) complete(c *config.Checker, estate *config.Config) {
+func (cfg *Config) complete(c *config.Checker, exporterCfg *config.Config) {
 	sites := map[string]bool{}
-	for _, s := range estate.Sites {
+	for _, s := range exporterCfg.Sites {
 		sites[s.Name] = true
 	}
-	if cfg.Site == "" && len(estate.Sites) == 1 {
-		cfg.Site = estate.Sites[0].Name
+	if cfg.Site == "" && len(exporterCfg.Sites) == 1 {
+		cfg.Site = exporterCfg.Sites[0].Name
 	}
 	if !sites[cfg.Site] {
 		c.Addf("site", "must name a site of the exporter's configuration, not %q", cfg.Site)
@@ -187,7 +187,7 @@ func (cfg *Config) complete(c *config.Checker, estate *config.Config) {
 	if cfg.Lease.KeyPrefix == "" {
 		cfg.Lease.KeyPrefix = DefaultLeaseKeyPrefix
 	}
-	if !slices.ContainsFunc(estate.Redis, func(g config.SentinelGroup) bool { return g.Name == cfg.Lease.Redis }) {
+	if !slices.ContainsFunc(exporterCfg.Redis, func(g config.SentinelGroup) bool { return g.Name == cfg.Lease.Redis }) {
 		c.Addf("lease.redis", "must name a Sentinel group of the exporter's configuration, not %q: the lease is what keeps two receivers from promoting twice", cfg.Lease.Redis)
 	}
 
@@ -197,7 +197,7 @@ func (cfg *Config) complete(c *config.Checker, estate *config.Config) {
 		switch {
 		case seen[cl.Name]:
 			c.Addf(p, "%q is listed twice", cl.Name)
-		case !slices.ContainsFunc(estate.IAP.Servers, func(s config.IAPServer) bool { return s.Cluster == cl.Name }):
+		case !slices.ContainsFunc(exporterCfg.IAP.Servers, func(s config.IAPServer) bool { return s.Cluster == cl.Name }):
 			c.Addf(p, "no IAP server of the exporter's configuration is in cluster %q", cl.Name)
 		}
 		seen[cl.Name] = true
@@ -216,7 +216,7 @@ func (cfg *Config) complete(c *config.Checker, estate *config.Config) {
 		}
 	}
 
-	if action := cfg.longestAction(estate); time.Duration(cfg.Lease.TTL) <= action {
+	if action := cfg.longestAction(exporterCfg); time.Duration(cfg.Lease.TTL) <= action {
 		c.Addf("lease.ttl", "must be longer than the longest action it guards, %s (the check under the lease, the fence and activation calls, confirm_timeout and every script at scripts.timeout), not %s: the lease expires whether or not its holder is done", model.Duration(action), cfg.Lease.TTL)
 	}
 
@@ -232,9 +232,9 @@ func (cfg *Config) complete(c *config.Checker, estate *config.Config) {
 // check under it, the claim's pre-check scripts, the fence (a health check
 // and a deactivation), the activation, the confirmation and the most
 // post-promotion scripts of any site, each at its timeout.
-func (cfg *Config) longestAction(estate *config.Config) time.Duration {
-	call := time.Duration(estate.IAP.Timeout)
-	for _, s := range estate.IAP.Servers {
+func (cfg *Config) longestAction(exporterCfg *config.Config) time.Duration {
+	call := time.Duration(exporterCfg.IAP.Timeout)
+	for _, s := range exporterCfg.IAP.Servers {
 		call = max(call, time.Duration(s.Timeout))
 	}
 	post := 0
@@ -243,7 +243,7 @@ func (cfg *Config) longestAction(estate *config.Config) time.Duration {
 	}
 	script := time.Duration(cfg.Scripts.Timeout)
 	return time.Duration(cfg.VerifyTimeout) + time.Duration(len(cfg.Scripts.PreCheck))*script +
-		time.Duration(estate.IAP.HealthTimeout) + 2*call +
+		time.Duration(exporterCfg.IAP.HealthTimeout) + 2*call +
 		time.Duration(cfg.ConfirmTimeout) + time.Duration(post)*script
 }
 

@@ -51,7 +51,7 @@ func (e *estate) newReceiver(t *testing.T, yaml string, cfg *config.Config, edit
 	if err != nil {
 		t.Fatalf("%v\n%s", err, yaml)
 	}
-	opts := Options{Config: rc, Estate: cfg, Scrape: scraper(t, cfg)}
+	opts := Options{Config: rc, ExporterConfig: cfg, Scrape: scraper(t, cfg)}
 	if edit != nil {
 		edit(&opts)
 	}

@@ -50,11 +50,12 @@ type ScrapeFunc func(ctx context.Context) (*topology.Observation, error)
 // Options configure a Receiver.
 type Options struct {
 	Config *Config
-	// Estate is the exporter's configuration: the IAP servers the receiver
-	// checks and acts on directly, and the Sentinel group of the lease.
-	Estate *config.Config
-	Scrape ScrapeFunc
-	Logger *slog.Logger
+	// ExporterConfig is the exporter's configuration: the IAP servers the
+	// receiver checks and acts on directly, and the Sentinel group of the
+	// lease.
+	ExporterConfig *config.Config
+	Scrape         ScrapeFunc
+	Logger         *slog.Logger
 	// Metrics, when set, are shared (the binary registers them once).
 	Metrics *Metrics
 	// WebConfigFile is the exporter-toolkit web configuration the webhook
@@ -137,7 +138,7 @@ func New(opts Options) (*Receiver, error) {
 		burst:           burst{quiet: burstQuiet, maxDelay: burstMaxDelay},
 		compactAbove:    compactAbove,
 	}
-	s, err := r.newSettings(cfg, opts.Estate)
+	s, err := r.newSettings(cfg, opts.ExporterConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -700,11 +701,11 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 			return skip(reasonDedup, "incident already decided (a resend, a retry or the other Alertmanager)")
 		}
 	}
-	i := slices.IndexFunc(r.cur.estate.IAP.Servers, func(s config.IAPServer) bool { return s.Name == req.from })
+	i := slices.IndexFunc(r.cur.exporterCfg.IAP.Servers, func(s config.IAPServer) bool { return s.Name == req.from })
 	if i < 0 {
 		return skip(reasonVerificationFailed, "%q is not an IAP server of the configuration", req.from)
 	}
-	cluster := r.cur.estate.IAP.Servers[i].Cluster
+	cluster := r.cur.exporterCfg.IAP.Servers[i].Cluster
 	opt, optedIn := r.cur.cfg.cluster(cluster)
 	if !optedIn {
 		return skip(reasonNotOptedIn, "cluster %s of %s is not listed under clusters", cluster, req.from)
@@ -801,7 +802,7 @@ func (r *Receiver) verify(ctx context.Context, req request, seen *observation) (
 	if err != nil {
 		return nil, refuse(reasonVerificationFailed, "%v", err)
 	}
-	plan, refused := planPromotion(r.cur.estate, scrape.Snapshot, req.from, direct, req.to)
+	plan, refused := planPromotion(r.cur.exporterCfg, scrape.Snapshot, req.from, direct, req.to)
 	if refused != nil {
 		return nil, refused
 	}

@@ -176,7 +176,7 @@ func (e *estate) startReceiver(t testing.TB, yaml string, own, truth *config.Con
 	if err != nil {
 		t.Fatalf("%v\n%s", err, yaml)
 	}
-	r, err := New(Options{Config: cfg, Estate: own, Scrape: scraper(t, truth)})
+	r, err := New(Options{Config: cfg, ExporterConfig: own, Scrape: scraper(t, truth)})
 	if err != nil {
 		t.Fatal(err)
 	}

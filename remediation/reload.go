@@ -11,29 +11,30 @@ import (
 )
 
 // settings are what the worker decides and acts with: the remediation file,
-// the estate it was checked against, and the clients built from the two.
+// the exporter's configuration it was checked against, and the clients
+// built from the two.
 // Nothing in them changes once built; a reload builds new ones.
 type settings struct {
-	cfg    *Config
-	estate *config.Config
-	iap    *iap.Client
-	lease  *lease
-	audit  *auditLog
+	cfg         *Config
+	exporterCfg *config.Config
+	iap         *iap.Client
+	lease       *lease
+	audit       *auditLog
 }
 
-// newSettings builds the clients of cfg and estate: everything of a
+// newSettings builds the clients of cfg and exporterCfg: everything of a
 // reload that can fail, before anything running changes.
-func (r *Receiver) newSettings(cfg *Config, estate *config.Config) (*settings, error) {
-	i := slices.IndexFunc(estate.Redis, func(g config.SentinelGroup) bool { return g.Name == cfg.Lease.Redis })
+func (r *Receiver) newSettings(cfg *Config, exporterCfg *config.Config) (*settings, error) {
+	i := slices.IndexFunc(exporterCfg.Redis, func(g config.SentinelGroup) bool { return g.Name == cfg.Lease.Redis })
 	if i < 0 {
 		return nil, fmt.Errorf("remediation: the lease's Sentinel group %q is not configured", cfg.Lease.Redis)
 	}
-	s := &settings{cfg: cfg, estate: estate}
+	s := &settings{cfg: cfg, exporterCfg: exporterCfg}
 	var err error
-	if s.iap, err = iap.NewClient(receiverIAP(estate.IAP, cfg.IAPAuth), r.logger); err != nil {
+	if s.iap, err = iap.NewClient(receiverIAP(exporterCfg.IAP, cfg.IAPAuth), r.logger); err != nil {
 		return nil, err
 	}
-	if s.lease, err = newLease(estate.Redis[i], cfg.Lease, cfg.Site+"/"+r.instance); err != nil {
+	if s.lease, err = newLease(exporterCfg.Redis[i], cfg.Lease, cfg.Site+"/"+r.instance); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -59,17 +60,17 @@ func (s *settings) close() error {
 }
 
 // Prepare readies the receiver to run under cfg, a remediation file read
-// against estate, the exporter's new configuration: it refuses what a
+// against exporterCfg, the exporter's new configuration: it refuses what a
 // running receiver cannot change and builds the new clients, changing
 // nothing yet. apply swaps the new settings in: the webhook judges the next
 // request by them, the worker takes them between two batches (an action
 // under way finishes under the old ones) and closes the old clients.
 // discard throws them away. One of the two must be called.
-func (r *Receiver) Prepare(cfg *Config, estate *config.Config) (apply, discard func(), err error) {
+func (r *Receiver) Prepare(cfg *Config, exporterCfg *config.Config) (apply, discard func(), err error) {
 	if cfg.JournalFile != r.journalFile {
 		return nil, nil, fmt.Errorf("journal_file: changed from %s to %s; the running receiver holds the journal and its lock: restart to change it", r.journalFile, cfg.JournalFile)
 	}
-	s, err := r.newSettings(cfg, estate)
+	s, err := r.newSettings(cfg, exporterCfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -120,7 +121,8 @@ func clusterNames(cfg *Config) []string {
 }
 
 // changed names the settings that differ between old and new, by their keys
-// in the remediation file (and the estate's parts the receiver uses); it
+// in the remediation file (and the parts of the exporter's configuration
+// the receiver uses); it
 // says that a secret changed, never what it is.
 func changed(old, new *settings) []string {
 	a, b := old.cfg, new.cfg
@@ -143,8 +145,8 @@ func changed(old, new *settings) []string {
 		{"clusters", a.Clusters, b.Clusters},
 		{"scripts", a.Scripts, b.Scripts},
 		{"iap_auth", a.IAPAuth, b.IAPAuth},
-		{"estate: iap", old.estate.IAP, new.estate.IAP},
-		{"estate: lease group", leaseGroup(old), leaseGroup(new)},
+		{"configuration: iap", old.exporterCfg.IAP, new.exporterCfg.IAP},
+		{"configuration: lease group", leaseGroup(old), leaseGroup(new)},
 	} {
 		if !reflect.DeepEqual(f.before, f.at) {
 			out = append(out, f.key)
@@ -154,9 +156,9 @@ func changed(old, new *settings) []string {
 }
 
 func leaseGroup(s *settings) config.SentinelGroup {
-	i := slices.IndexFunc(s.estate.Redis, func(g config.SentinelGroup) bool { return g.Name == s.cfg.Lease.Redis })
+	i := slices.IndexFunc(s.exporterCfg.Redis, func(g config.SentinelGroup) bool { return g.Name == s.cfg.Lease.Redis })
 	if i < 0 {
 		return config.SentinelGroup{}
 	}
-	return s.estate.Redis[i]
+	return s.exporterCfg.Redis[i]
 }

@@ -465,7 +465,7 @@ func TestCrossSiteNeedsApproval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	person, err := New(Options{Config: approved, Estate: cfg, Scrape: scraper(t, cfg)})
+	person, err := New(Options{Config: approved, ExporterConfig: cfg, Scrape: scraper(t, cfg)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (f *remediationFlags) runPromote(opts exporter.Options, stdout, stderr *os.
 		return 1
 	}
 	defer exp.Close()
-	r, err := remediation.New(remediation.Options{Config: cfg, Estate: exp.Config(), Scrape: scrapeOf(exp), Logger: opts.Logger})
+	r, err := remediation.New(remediation.Options{Config: cfg, ExporterConfig: exp.Config(), Scrape: scrapeOf(exp), Logger: opts.Logger})
 	if err != nil {
 		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
 		return 1
@@ -205,7 +205,7 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 		return nil, nil, err
 	}
 	r, err := remediation.New(remediation.Options{
-		Config: cfg, Estate: exp.Config(), Scrape: scrapeOf(exp), Logger: logger, Metrics: metrics,
+		Config: cfg, ExporterConfig: exp.Config(), Scrape: scrapeOf(exp), Logger: logger, Metrics: metrics,
 		WebConfigFile: *toolkit.WebConfigFile, InsecureWebhook: *f.insecure,
 	})
 	if err != nil {
