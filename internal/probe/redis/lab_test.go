@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -396,6 +397,40 @@ func TestLabDeadAndHungSentinel(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("a probe under a 200 ms deadline took %s", took)
+	}
+}
+
+// One hung Sentinel under a scrape deadline shorter than the group's
+// timeout (Prometheus's 1 s scrape timeout leaves the exporter 0.5 s) must
+// not hide the Sentinels that answered: the group's probe ends before the
+// deadline the probe.Set waits for, with the hung one down and the others
+// up, scrape after scrape. Found by the built binary against a stalled
+// Sentinel (TestBinarySentinelTILTTakesASentinelOutOfTheQuorum): the probe
+// and the Set's deadline raced, and now and then the whole group read down.
+func TestLabHungSentinelHidesNoOther(t *testing.T) {
+	t.Parallel()
+	g := startGroup(t, lab.SentinelOptions{})
+	cfg := g.Config("dc1")
+	cfg.Timeout = model.Duration(config.DefaultRedisTimeout)
+	set, err := New([]config.SentinelGroup{cfg}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { set.Close() })
+	hung := g.Sentinels[1].Addr
+	if err := g.Pause(hung); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Resume(hung) })
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		got := set.Probe(ctx)[0]
+		cancel()
+		for j, v := range got.Sentinels {
+			if v.Up == (v.Address == hung) {
+				t.Fatalf("probe %d: Sentinel %d %+v; want only %s down", i, j, v, hung)
+			}
+		}
 	}
 }
 

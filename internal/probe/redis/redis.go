@@ -156,6 +156,8 @@ func (p *Client) Unfinished(err error) topology.SentinelGroup {
 func (p *Client) Probe(ctx context.Context) topology.SentinelGroup {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	ctx, cancel := finishBefore(ctx)
+	defer cancel()
 	g := topology.SentinelGroup{
 		Name:       p.cfg.Name,
 		MasterName: p.cfg.MasterName,
@@ -182,6 +184,18 @@ func (p *Client) Probe(ctx context.Context) topology.SentinelGroup {
 	}
 	g.Nodes = p.probeNodes(ctx, asked, mergeKnown(known))
 	return g
+}
+
+// finishBefore cuts the probe's questions a little before ctx's deadline:
+// the probe.Set takes a group unfinished at that deadline as entirely
+// unread, so a hung Sentinel whose question ran to the very deadline would
+// otherwise now and then hide the Sentinels that did answer.
+func finishBefore(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, d.Add(-min(time.Until(d)/10, 100*time.Millisecond)))
 }
 
 // askSentinel sends the five read-only questions in one pipeline.
