@@ -42,6 +42,7 @@ func (a *auditLog) step(incident, action, result string, attrs ...any) {
 	}
 	a.logger.Log(context.Background(), level, "remediation step",
 		append([]any{"incident", incident, "action", action, "result", result}, attrs...)...)
+	crashAt(action)
 }
 
 func (a *auditLog) close() error {

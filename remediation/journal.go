@@ -234,7 +234,13 @@ func (j *Journal) Append(ctx context.Context, recs ...record) error {
 		}
 		lines[i] = line{rec: r.detached(), len: buf.Len() - start}
 	}
-	return j.queue(ctx, appendReq{data: buf.Bytes(), lines: lines, err: make(chan error, 1)})
+	if err := j.queue(ctx, appendReq{data: buf.Bytes(), lines: lines, err: make(chan error, 1)}); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		crashAt(r.Kind)
+	}
+	return nil
 }
 
 // detached is r with its own copy of what the caller may change after
