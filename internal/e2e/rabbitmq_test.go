@@ -53,7 +53,7 @@ func TestBinaryRabbitmqHaModeAllNeedsMirrorsOnlyOnRunningNodes(t *testing.T) {
 	file := filepath.Join(dir, "exporter.yml")
 	writeFile(t, file, fmt.Sprintf("rabbitmq:\n  - name: dc1\n    urls: [%s]\n    username: %s\n    password_file: pw\n",
 		strings.Join(l.ManagementURLs(), ", "), lab.RabbitGuest))
-	e := startExporter(t, "--config.file", file, "--no-collector.iap", "--no-collector.mongodb", "--no-collector.sentinel")
+	e := startExporter(t, "--config.file", file, "--no-collector.iap", "--no-collector.mongodb", "--no-collector.redis")
 	prom := startPrometheus(t, e.addr)
 	// Before: three running nodes, every mirror synchronised.
 	scrapeUntil(t, e, []string{
