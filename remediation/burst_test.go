@@ -33,7 +33,7 @@ func TestBurstWait(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b := &burst{quiet: quiet, maxDelay: maxDelay}
+				b := &burst{}
 				if tt.notified {
 					b.last.Store(time.Now().Add(-tt.lastAgo).UnixNano())
 				}
@@ -60,7 +60,7 @@ func TestBurstWait(t *testing.T) {
 				start := time.Now()
 				returned := make(chan time.Duration, 1)
 				go func() {
-					b.wait(ctx)
+					b.wait(ctx, quiet, maxDelay)
 					returned <- time.Since(start)
 				}()
 				select {

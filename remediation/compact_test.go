@@ -162,12 +162,17 @@ func TestSnapshotReplaysToTheSameState(t *testing.T) {
 
 // compactState compacts j as the receiver does, with s its state.
 func compactState(j *Journal, s *state) (bool, error) {
+	return compactStateFailing(j, s, func(string) error { return nil })
+}
+
+// compactStateFailing is compactState with before asked at each step.
+func compactStateFailing(j *Journal, s *state, before func(step string) error) (bool, error) {
 	cutoff := time.Now().Add(-DefaultJournalRetention)
-	return j.compact(func(tail []record, reset bool) []record {
+	return j.compactFailing(func(tail []record, reset bool) []record {
 		s.replay(tail, reset)
 		s.prune(cutoff)
 		return s.snapshot()
-	})
+	}, before)
 }
 
 // replayFile is the state a new process replays from the journal at path.
@@ -216,13 +221,12 @@ func TestCompactionCrash(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := newState()
-			j.beforeStep = func(step string) error {
+			replaced, err := compactStateFailing(j, s, func(step string) error {
 				if step == tt.step {
 					return fmt.Errorf("crash at %s", step)
 				}
 				return nil
-			}
-			replaced, err := compactState(j, s)
+			})
 			if replaced != tt.replaced || (err == nil) != (tt.step == "") {
 				t.Fatalf("replaced %v, err %v", replaced, err)
 			}
@@ -357,9 +361,11 @@ func TestReaderFollowsACompaction(t *testing.T) {
 }
 
 // startCompacting starts a receiver that compacts once its journal passes
-// compactAbove bytes; stop closes it (again at the test's end: no-op).
-func (e *estate) startCompacting(t *testing.T, yaml string, cfg *config.Config, compactAbove int64) (r *receiver, stop func()) {
+// above bytes; stop closes it (again at the test's end: no-op).
+func (e *estate) startCompacting(t *testing.T, yaml string, cfg *config.Config, above int64) (r *receiver, stop func()) {
 	t.Helper()
+	was := compactAbove.Swap(above)
+	t.Cleanup(func() { compactAbove.Store(was) })
 	rc, err := Parse([]byte(yaml), e.dir, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +374,6 @@ func (e *estate) startCompacting(t *testing.T, yaml string, cfg *config.Config, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcv.compactAbove = compactAbove
 	if err := rcv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +434,7 @@ func TestCompactedJournalKeepsDedupAndCooldown(t *testing.T) {
 	stop()
 
 	for restart := range 2 {
-		r, stop := e.startCompacting(t, yaml, cfg, compactAbove)
+		r, stop := e.startCompacting(t, yaml, cfg, defaultCompactAbove)
 		if n := testutil.ToFloat64(r.metrics.compactions); n != 1 {
 			t.Errorf("restart %d: %v compactions at start, want 1", restart, n)
 		}
@@ -522,7 +527,7 @@ func TestCompactionAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ := e.startCompacting(t, remediationYAML(t, "dc1", ""), cfg, compactAbove)
+	r, _ := e.startCompacting(t, remediationYAML(t, "dc1", ""), cfg, defaultCompactAbove)
 	r.settle(t)
 	if n := testutil.ToFloat64(r.metrics.compactions); n != 1 {
 		t.Errorf("%v compactions at start, want 1", n)
@@ -599,7 +604,7 @@ func TestJournalReplacedUnderTheReceiver(t *testing.T) {
 	cfg := e.config(t, nil)
 	e.down(t, "iap-dc1-1")
 	incident := alertFor(t, "iap-dc1-1", time.Now(), StatusFiring)
-	r, _ := e.startCompacting(t, remediationYAML(t, "dc1", ""), cfg, compactAbove)
+	r, _ := e.startCompacting(t, remediationYAML(t, "dc1", ""), cfg, defaultCompactAbove)
 	r.post(t, incident)
 	r.settle(t)
 

@@ -79,10 +79,6 @@ type Journal struct {
 	buf    []byte
 	lineNo int64
 
-	// beforeStep, set by tests, fails a step of compact as a crash there
-	// would stop it.
-	beforeStep func(step string) error
-
 	// written holds the records this process journaled and has not read
 	// back yet, by offset, in the order written: read takes them as they
 	// are instead of decoding again what was just encoded (or, for a
@@ -579,6 +575,12 @@ const (
 // snapshot. replaced reports whether the path now holds the new journal
 // (it does after a failed directory fsync).
 func (j *Journal) compact(snapshot func(tail []record, reset bool) []record) (replaced bool, err error) {
+	return j.compactFailing(snapshot, func(string) error { return nil })
+}
+
+// compactFailing is compact with each step first asking before: an error
+// from it fails the step as a crash there would stop it (tests).
+func (j *Journal) compactFailing(snapshot func(tail []record, reset bool) []record, before func(step string) error) (replaced bool, err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("compacting journal %s: %w", j.path, err)
@@ -606,45 +608,38 @@ func (j *Journal) compact(snapshot func(tail []record, reset bool) []record) (re
 	if err != nil {
 		return false, err
 	}
-	if err := j.writeNew(f, data.Bytes()); err != nil {
+	if err := j.writeNew(f, data.Bytes(), before); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return false, err
 	}
 	// The new file is the journal now: read on after the snapshot.
 	j.moveReader(f, int64(data.Len()), int64(len(recs)))
-	if err := j.step(stepSyncDir); err != nil {
+	if err := before(stepSyncDir); err != nil {
 		return true, err
 	}
 	return true, syncDir(filepath.Dir(j.path))
 }
 
 // writeNew writes data to f, fsyncs it and renames it over the journal.
-func (j *Journal) writeNew(f *os.File, data []byte) error {
-	if err := j.step(stepWrite); err != nil {
+func (j *Journal) writeNew(f *os.File, data []byte, before func(step string) error) error {
+	if err := before(stepWrite); err != nil {
 		f.Write(data[:len(data)/2]) // as a crash in the middle of the write
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := j.step(stepSync); err != nil {
+	if err := before(stepSync); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
 		return err
 	}
-	if err := j.step(stepRename); err != nil {
+	if err := before(stepRename); err != nil {
 		return err
 	}
 	return os.Rename(f.Name(), j.path)
-}
-
-func (j *Journal) step(name string) error {
-	if j.beforeStep == nil {
-		return nil
-	}
-	return j.beforeStep(name)
 }
 
 // lockPath takes the flock of the file at the path on a descriptor of its
@@ -694,6 +689,23 @@ func ino(fi os.FileInfo) uint64 {
 	return 0
 }
 
+// lockJournalFor takes, without waiting, the lock that makes the journal
+// at path this process's alone: a second receiver on the same journal would
+// decide every notification twice. The lock goes with the file's descriptor.
+func lockJournalFor(path string) (*os.File, error) {
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another receiver uses the journal %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// flock retries a lock interrupted by a signal (EINTR), which the Go
+// runtime's own signals cause.
 func flock(f *os.File, how int) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), how)

@@ -191,10 +191,11 @@ func dependenciesReady(estate *config.Config, snap *topology.Snapshot, to topolo
 		return refuse(reasonVerificationFailed, "Redis %s (of %s) was not probed", to.Redis, to.Name)
 	}
 	g := snap.Redis[i]
-	if !slices.ContainsFunc(g.Sentinels, func(s topology.SentinelView) bool { return s.Up && s.CKQuorumOK }) {
-		return refuse(reasonVerificationFailed, "Redis %s: no Sentinel reports its quorum OK", g.Name)
+	// The model's verdict, the one the exporter's metrics show.
+	if !g.QuorumOK() {
+		return refuse(reasonVerificationFailed, "Redis %s: the Sentinels could not authorise a failover (enough reachable, none in TILT or NOQUORUM)", g.Name)
 	}
-	if !slices.ContainsFunc(g.Nodes, func(n topology.RedisNode) bool { return n.Up && n.Role == "master" }) {
+	if !g.HasMaster() {
 		return refuse(reasonVerificationFailed, "Redis %s: no master answers", g.Name)
 	}
 	return nil

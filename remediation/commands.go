@@ -1,0 +1,75 @@
+package remediation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Promote runs, for a person, the promotion of a standby in place of the
+// failed server from: the same gates as an alert, less the dedup (each
+// request is an incident of its own), and the person's dryRun instead of the
+// file's. to may be empty: the receiver chooses as it would for an alert.
+func (r *Receiver) Promote(ctx context.Context, from, to string, dryRun bool) (outcome, detail string, err error) {
+	if err := r.catchUp(); err != nil {
+		return "", "", err
+	}
+	req := request{
+		incident: fmt.Sprintf("manual:%s:%s", from, time.Now().UTC().Format(time.RFC3339Nano)),
+		alert:    Alert{Status: StatusFiring, Labels: map[string]string{"alertname": "manual", "server": from}, StartsAt: time.Now()},
+		from:     from, to: to, dryRun: dryRun, manual: true,
+	}
+	b := newBatch()
+	outcome, detail, err = r.decide(ctx, req, b)
+	if ferr := r.flush(ctx, b); err == nil {
+		err = ferr
+	}
+	return outcome, detail, err
+}
+
+// Ack records in the journal at path that a person has looked at the failed
+// action that blocks; a running receiver reads it within a second. It
+// reports the failure acknowledged, or an error when nothing blocks or
+// there is no journal at path (a mistyped path would otherwise be a new,
+// empty journal, "not blocked").
+func Ack(ctx context.Context, journalPath, by, note string, logger *slog.Logger) (string, error) {
+	if _, err := os.Stat(journalPath); err != nil {
+		return "", fmt.Errorf("no journal to acknowledge in: %w", err)
+	}
+	j, err := OpenJournal(journalPath, logger)
+	if err != nil {
+		return "", err
+	}
+	defer j.Close()
+	s := newState()
+	recs, _, err := j.read()
+	if err != nil {
+		return "", err
+	}
+	s.replay(recs, false)
+	if s.blockedBy == nil {
+		return "", errors.New("remediation is not blocked: nothing to acknowledge")
+	}
+	f := s.blockedBy
+	if err := j.Append(ctx, record{Kind: kindAck, By: by, Note: note}); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("incident %s (%s → %s) ended %s at %s: %s", f.Incident, planFrom(f.Plan), planTo(f.Plan), f.Result, f.Time.Format(time.RFC3339), f.Error), nil
+}
+
+func planFrom(p *Plan) string {
+	if p == nil {
+		return "?"
+	}
+	return p.From
+}
+
+func planTo(p *Plan) string {
+	if p == nil {
+		return "?"
+	}
+	return p.To
+}
