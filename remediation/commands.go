@@ -30,6 +30,9 @@ func (r *Receiver) Promote(ctx context.Context, from, to string, dryRun bool) (o
 	return outcome, detail, err
 }
 
+// ErrNotBlocked: the journal records no failure to acknowledge.
+var ErrNotBlocked = errors.New("remediation is not blocked: nothing to acknowledge")
+
 // Ack records in the journal at path that a person has looked at the failed
 // action that blocks; a running receiver reads it within a second. It
 // reports the failure acknowledged, or an error when nothing blocks or
@@ -51,7 +54,7 @@ func Ack(ctx context.Context, journalPath, by, note string, logger *slog.Logger)
 	}
 	s.replay(recs, false)
 	if s.blockedBy == nil {
-		return "", errors.New("remediation is not blocked: nothing to acknowledge")
+		return "", ErrNotBlocked
 	}
 	f := s.blockedBy
 	if err := j.Append(ctx, record{Kind: kindAck, By: by, Note: note}); err != nil {

@@ -35,9 +35,18 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 			r.logger.Warn("remediation: the lease was not released; it expires by itself", "ttl", r.cur.cfg.Lease.TTL, "err", err)
 		}
 	}()
-	// Under the lease: another receiver may have acted while we verified.
-	fresh, refused := r.verify(ctx, request{incident: req.incident, alert: req.alert, from: req.from, to: plan.To}, nil)
+	// Under the lease: another receiver may have acted, been blocked or
+	// paused the estate while we verified.
+	seen := &observation{}
+	fresh, refused := r.verify(ctx, request{incident: req.incident, alert: req.alert, from: req.from, to: plan.To}, seen)
 	if refused != nil {
+		return skip(refused.reason, "under the lease: %s", refused.detail)
+	}
+	shared, err := r.sharedOf(ctx, seen)
+	if err != nil {
+		return skip(reasonLeaseUnavailable, "under the lease: the estate's remediation state in Redis %s could not be read: %v; no action without it", r.cur.cfg.Lease.Redis, err)
+	}
+	if refused := sharedRefusal(shared, fresh.From, fresh.To); refused != nil {
 		return skip(refused.reason, "under the lease: %s", refused.detail)
 	}
 	*plan = *fresh
@@ -87,6 +96,11 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	case !ok:
 		return skip(reasonLeaseHeld, "another receiver took the incident over while this one held it (its lease expired?); no action")
 	}
+	// Every receiver holds back from both servers from now on.
+	cooldown := sharedNote{By: r.cur.cfg.Site + "/" + r.instance, Time: time.Now().UTC(), Incident: req.incident}
+	if err := r.cur.lease.startCooldown(ctx, cooldown, time.Duration(r.cur.cfg.Cooldown), plan.From, plan.To); err != nil {
+		return skip(reasonLeaseUnavailable, "the estate-wide cooldown could not be written in Redis %s: %v; no action without it", r.cur.cfg.Lease.Redis, err)
+	}
 	if err := r.journal.Append(ctx, record{Kind: kindStarted, Incident: req.incident, Cluster: plan.Cluster, Plan: plan}); err != nil {
 		r.metrics.actions.WithLabelValues(actionPromote, ResultFailure).Inc()
 		r.cur.audit.step(req.incident, actionPromote, ResultFailure, "error", "not started: the journal failed: "+err.Error())
@@ -111,6 +125,7 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 		return "", "", err
 	}
 	if stepErr != nil {
+		r.shareBlock(context.WithoutCancel(ctx))
 		return ResultFailure, stepErr.Error(), nil
 	}
 	return OutcomePromoted, fmt.Sprintf("%s promoted in place of %s", plan.To, plan.From), nil

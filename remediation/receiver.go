@@ -101,6 +101,9 @@ type Receiver struct {
 	wake     chan struct{}
 	burst    burst
 	lockFile *os.File
+	// sharedBlock is the incident whose failure this receiver last wrote
+	// as the estate-wide block (shareBlock).
+	sharedBlock string
 	// fault is set once the journal can no longer be trusted to say what
 	// was decided (see block): the receiver decides nothing more.
 	fault   error
@@ -223,7 +226,11 @@ func (r *Receiver) settleInterrupted() error {
 	if err := r.journal.Append(context.Background(), recs...); err != nil {
 		return fmt.Errorf("remediation: %w", err)
 	}
-	return r.catchUp()
+	if err := r.catchUp(); err != nil {
+		return err
+	}
+	r.shareBlock(context.Background())
+	return nil
 }
 
 // Close stops the worker, after the action it may be running, and releases

@@ -114,6 +114,9 @@ type observation struct {
 	scrapeErr error
 	scraped   bool
 	direct    map[string]directHealth
+	// shared is the estate-wide state (sharedOf).
+	shared    *sharedView
+	sharedErr error
 }
 
 type directHealth struct {

@@ -26,12 +26,14 @@ type remediationFlags struct {
 	configFile, listenAddress *string
 	insecure                  *bool
 
-	ack            *kingpin.CmdClause
-	ackBy, ackNote *string
-	promote        *kingpin.CmdClause
-	promoteFrom    *string
-	promoteTo      *string
-	promoteDryRun  *bool
+	ack                *kingpin.CmdClause
+	ackBy, ackNote     *string
+	pause, resume      *kingpin.CmdClause
+	pauseBy, pauseNote *string
+	promote            *kingpin.CmdClause
+	promoteFrom        *string
+	promoteTo          *string
+	promoteDryRun      *bool
 	// promoteDryRunSet: --dry-run or --no-dry-run was given; without
 	// either, promote follows the remediation file's dry_run.
 	promoteDryRunSet bool
@@ -47,10 +49,14 @@ func addRemediationFlags(app *kingpin.Application) *remediationFlags {
 			Bool(),
 	}
 	app.Command("serve", "Serve the metrics, and the remediation webhook with --remediation.config.file (the default command).").Default()
-	f.ack = app.Command("remediation", "Remediation receiver commands.").
-		Command("ack", "Acknowledge the failed remediation that blocks the receiver, after checking the servers.")
+	rem := app.Command("remediation", "Remediation receiver commands.")
+	f.ack = rem.Command("ack", "Acknowledge the failed remediation that blocks the receiver and, in the lease's Redis, every receiver of the estate, after checking the servers.")
 	f.ackBy = f.ack.Flag("by", "Who acknowledges (default: the user running the command).").String()
 	f.ackNote = f.ack.Flag("note", "What was checked or done.").String()
+	f.pause = rem.Command("pause", "Pause every receiver of the estate (a key in the lease's Redis) until resume.")
+	f.pauseBy = f.pause.Flag("by", "Who pauses (default: the user running the command).").String()
+	f.pauseNote = f.pause.Flag("note", "Why.").String()
+	f.resume = rem.Command("resume", "End the estate-wide pause.")
 	f.promote = app.Command("promote", "Promote a standby IAP server in place of a failed active one, through the receiver's gates.")
 	f.promoteFrom = f.promote.Flag("from", "The failed active server.").Required().String()
 	f.promoteTo = f.promote.Flag("to", "The standby to promote (default: the one the receiver would choose).").String()
@@ -66,6 +72,8 @@ func (f *remediationFlags) run(command string, opts exporter.Options, stdout, st
 		return f.runAck(opts, stdout, stderr), true
 	case f.promote.FullCommand():
 		return f.runPromote(opts, stdout, stderr), true
+	case f.pause.FullCommand(), f.resume.FullCommand():
+		return f.runPause(command == f.pause.FullCommand(), opts, stdout, stderr), true
 	}
 	return 0, false
 }
@@ -76,18 +84,81 @@ func (f *remediationFlags) runAck(opts exporter.Options, stdout, stderr *os.File
 		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
 		return 1
 	}
-	exp.Close()
-	by := *f.ackBy
-	if u, err := user.Current(); by == "" && err == nil {
-		by = u.Username
+	defer exp.Close()
+	by := whoever(*f.ackBy)
+	ctx := context.Background()
+	acked, err := remediation.Ack(ctx, cfg.JournalFile, by, *f.ackNote, opts.Logger)
+	if err != nil && !errors.Is(err, remediation.ErrNotBlocked) {
+		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
+		return 1
 	}
-	acked, err := remediation.Ack(context.Background(), cfg.JournalFile, by, *f.ackNote, opts.Logger)
+	localErr := err
+	shared, err := remediation.OpenShared(cfg, exp.Config())
 	if err != nil {
 		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "acknowledged: %s\nthe receiver unblocks within a second\n", acked)
+	defer shared.Close()
+	unblocked, err := shared.Unblock(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "iap_ha_exporter: the estate-wide block in Redis %s was not removed: %v\n", cfg.Lease.Redis, err)
+		return 1
+	}
+	if localErr != nil && unblocked == "" {
+		fmt.Fprintf(stderr, "iap_ha_exporter: %v, here nor estate-wide\n", localErr)
+		return 1
+	}
+	if localErr == nil {
+		fmt.Fprintf(stdout, "acknowledged: %s\nthis receiver unblocks within a second\n", acked)
+	}
+	if unblocked != "" {
+		fmt.Fprintf(stdout, "estate-wide block removed: %s\nthe estate's receivers act again; a receiver whose own journal records the failure stays blocked until acknowledged there\n", unblocked)
+	}
 	return 0
+}
+
+// runPause sets or removes the estate-wide pause in the lease's Redis.
+func (f *remediationFlags) runPause(pause bool, opts exporter.Options, stdout, stderr *os.File) int {
+	exp, cfg, err := f.load(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
+		return 1
+	}
+	defer exp.Close()
+	shared, err := remediation.OpenShared(cfg, exp.Config())
+	if err != nil {
+		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
+		return 1
+	}
+	defer shared.Close()
+	ctx := context.Background()
+	if pause {
+		if err := shared.Pause(ctx, whoever(*f.pauseBy), *f.pauseNote); err != nil {
+			fmt.Fprintf(stderr, "iap_ha_exporter: the pause was not written in Redis %s: %v\n", cfg.Lease.Redis, err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "paused: every receiver of the estate decides nothing until `iap_ha_exporter remediation resume`")
+		return 0
+	}
+	was, err := shared.Resume(ctx)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "iap_ha_exporter: the pause was not removed from Redis %s: %v\n", cfg.Lease.Redis, err)
+		return 1
+	case was == "":
+		fmt.Fprintln(stderr, "iap_ha_exporter: the estate is not paused")
+		return 1
+	}
+	fmt.Fprintf(stdout, "resumed (paused by %s)\n", was)
+	return 0
+}
+
+// whoever is by, or the user running the command.
+func whoever(by string) string {
+	if u, err := user.Current(); by == "" && err == nil {
+		return u.Username
+	}
+	return by
 }
 
 func (f *remediationFlags) runPromote(opts exporter.Options, stdout, stderr *os.File) int {
