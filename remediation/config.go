@@ -2,6 +2,7 @@ package remediation
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"time"
@@ -21,6 +22,7 @@ const (
 	DefaultVerifyTimeout  = 15 * time.Second
 	DefaultConfirmTimeout = 30 * time.Second
 	DefaultScriptTimeout  = 60 * time.Second
+	DefaultPeerTimeout    = 5 * time.Second
 	// DefaultJournalRetention is how long the journal keeps an incident
 	// after its last record.
 	DefaultJournalRetention = 14 * 24 * time.Hour
@@ -69,6 +71,9 @@ type Config struct {
 	// one vantage point a failed server and a partition between the two
 	// look the same. Without it such a promotion is refused.
 	AllowSingleVantage bool `yaml:"allow_single_vantage"`
+	// Peers are the other sites' receivers: before a promotion whose fence
+	// cannot reach the failed server, each is asked what it sees of it.
+	Peers []PeerConfig `yaml:"peers"`
 	// IAPAuth is the account the receiver logs in with; IAP's uniqueSession
 	// ends other sessions of one account, so not the exporter's.
 	IAPAuth *config.IAPAuth `yaml:"iap_auth"`
@@ -95,6 +100,18 @@ type LeaseConfig struct {
 	Redis     string         `yaml:"redis"`
 	TTL       model.Duration `yaml:"ttl"`
 	KeyPrefix string         `yaml:"key_prefix"`
+}
+
+// PeerConfig is another site's receiver, a second vantage point.
+type PeerConfig struct {
+	// Site is the peer's site.
+	Site string `yaml:"site"`
+	// URL is the peer's endpoint: its exporter's PeerPath.
+	URL string `yaml:"url"`
+	// Auth is what the peer's webhook requires: the same credentials
+	// authenticate its peer endpoint.
+	Auth    WebhookAuth    `yaml:"auth"`
+	Timeout model.Duration `yaml:"timeout"`
 }
 
 // ClusterConfig opts one IAP cluster in.
@@ -220,6 +237,23 @@ func (cfg *Config) complete(c *config.Checker, exporterCfg *config.Config) {
 		c.Addf("lease.ttl", "must be longer than the longest action it guards, %s (the check under the lease, the fence and activation calls, confirm_timeout and every script at scripts.timeout), not %s: the lease expires whether or not its holder is done", model.Duration(action), cfg.Lease.TTL)
 	}
 
+	for i := range cfg.Peers {
+		p := &cfg.Peers[i]
+		at := fmt.Sprintf("peers[%d]", i)
+		switch {
+		case !sites[p.Site]:
+			c.Addf(at+".site", "must name a site of the exporter's configuration, not %q", p.Site)
+		case p.Site == cfg.Site:
+			c.Addf(at+".site", "is this receiver's own site %q: a peer is another site's receiver", p.Site)
+		}
+		if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.Addf(at+".url", "must be the http(s) URL of the peer's %s, not %q", PeerPath, p.URL)
+		}
+		p.Auth.BearerToken = c.Secret(at+".auth", "bearer_token_file", p.Auth.BearerTokenFile, "bearer_token_env", p.Auth.BearerTokenEnv, false)
+		c.Credentials(at+".auth.basic_auth", &p.Auth.BasicAuth, true)
+		c.Duration(at+".timeout", &p.Timeout, DefaultPeerTimeout)
+	}
+
 	if cfg.IAPAuth != nil {
 		c.IAPAuth("iap_auth", cfg.IAPAuth)
 		if !cfg.IAPAuth.Enabled() {
@@ -242,7 +276,12 @@ func (cfg *Config) longestAction(exporterCfg *config.Config) time.Duration {
 		post = max(post, len(scripts))
 	}
 	script := time.Duration(cfg.Scripts.Timeout)
-	return time.Duration(cfg.VerifyTimeout) + time.Duration(len(cfg.Scripts.PreCheck))*script +
+	// The peers are asked at once, under the lease and again at the fence.
+	var peers time.Duration
+	for _, p := range cfg.Peers {
+		peers = max(peers, time.Duration(p.Timeout))
+	}
+	return 2*peers + time.Duration(cfg.VerifyTimeout) + time.Duration(len(cfg.Scripts.PreCheck))*script +
 		time.Duration(exporterCfg.IAP.HealthTimeout) + 2*call +
 		time.Duration(cfg.ConfirmTimeout) + time.Duration(post)*script
 }

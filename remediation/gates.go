@@ -75,8 +75,8 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 	if refused := sharedRefusal(shared, plan.To); refused != nil {
 		return skip(refused.reason, "%s", refused.detail)
 	}
-	if detail, refused := r.singleVantage(req, plan); refused {
-		return skip(reasonSingleVantage, "%s", detail)
+	if refused := r.secondLook(ctx, req, plan); refused != nil {
+		return skip(refused.reason, "%s", refused.detail)
 	}
 	if plan.CrossSite && !opt.AllowCrossSite {
 		return skip(reasonCrossSite, "the standby %s is in site %s, %s in %s; set allow_cross_site for cluster %s to approve", plan.To, plan.ToSite, plan.From, plan.FromSite, cluster)
@@ -101,20 +101,6 @@ func (r *Receiver) coolingDown(server string) (string, bool) {
 		return "", false
 	}
 	return fmt.Sprintf("an action involving %s started at %s, less than %s ago", server, last.Format(time.RFC3339), r.cur.cfg.Cooldown), true
-}
-
-// singleVantage refuses a promotion whose fence could not reach the failed
-// server when only this host saw it down, unless allow_single_vantage: a
-// route lost between this host and a live active looks the same from here,
-// and the standby would then work beside it. A person's promote is a second
-// look and is not refused.
-func (r *Receiver) singleVantage(req request, plan *Plan) (string, bool) {
-	if req.manual || plan.FromAnswers || r.cur.cfg.AllowSingleVantage {
-		return "", false
-	}
-	return fmt.Sprintf("%s does not answer this receiver, so the fence cannot reach it, and this host is the only vantage point: "+
-		"a failed server and a partition between the two look the same from here; check it from elsewhere and promote by hand, "+
-		"or set allow_single_vantage: true", plan.From), true
 }
 
 // verify probes afresh and plans the promotion.

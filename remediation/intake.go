@@ -24,18 +24,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// One load: the request is judged wholly by the settings before a
 	// reload or wholly by those after.
 	cfg := r.latest.Load().cfg
-	if !cfg.Auth.Enabled() && !r.insecureWebhook {
-		if err := r.webConfigAuthenticates(); err != nil {
-			r.logger.Error("remediation: notification refused: nothing authenticates the webhook any more", "err", err)
-			http.Error(w, "the remediation webhook refuses notifications: nothing authenticates it", http.StatusServiceUnavailable)
-			return
-		}
-	}
-	if !authorized(cfg.Auth, req) {
-		if cfg.Auth.BasicAuth.Username != "" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="iap_ha_exporter remediation"`)
-		}
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	if !r.admit(w, req, cfg) {
 		return
 	}
 	buf := bodies.Get().(*bytes.Buffer)
@@ -66,6 +55,26 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	default:
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// admit authenticates a request to the webhook or the peer endpoint, and
+// answers it when it is refused.
+func (r *Receiver) admit(w http.ResponseWriter, req *http.Request, cfg *Config) bool {
+	if !cfg.Auth.Enabled() && !r.insecureWebhook {
+		if err := r.webConfigAuthenticates(); err != nil {
+			r.logger.Error("remediation: request refused: nothing authenticates the webhook any more", "path", req.URL.Path, "err", err)
+			http.Error(w, "the remediation webhook refuses requests: nothing authenticates it", http.StatusServiceUnavailable)
+			return false
+		}
+	}
+	if !authorized(cfg.Auth, req) {
+		if cfg.Auth.BasicAuth.Username != "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="iap_ha_exporter remediation"`)
+		}
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return false
+	}
+	return true
 }
 
 // bodies are request bodies' buffers, kept from request to request: 200

@@ -26,13 +26,14 @@ const (
 	reasonLeaseUnavailable   = "lease_unavailable"         // the lease could not be asked for
 	reasonVeto               = "pre_check_veto"            // a pre-check script exited non-zero
 	reasonSingleVantage      = "single_vantage"            // the fence cannot reach the failed server, seen down from one vantage point
+	reasonPeerSeesUp         = "peer_sees_up"              // the fence cannot reach the failed server, and another site's receiver sees it up
 )
 
 var skipReasons = []string{
 	reasonTruncated, reasonResolved, reasonNotRemediable, reasonDedup, reasonNotOptedIn, reasonPaused,
 	reasonCooldown, reasonBlocked, reasonInProgress, reasonVerificationFailed, reasonUnreachableHere,
 	reasonAlreadyRemediated, reasonCrossSite, reasonDryRun, reasonLeaseHeld, reasonLeaseUnavailable, reasonVeto,
-	reasonSingleVantage,
+	reasonSingleVantage, reasonPeerSeesUp,
 }
 
 // Actions (the action label) and their results.
@@ -64,8 +65,7 @@ type Metrics struct {
 	declined   *prometheus.GaugeVec
 	lastAction prometheus.Gauge
 	// vantagePoints is how many independent places the receiver checks a
-	// failed server from: 1, its own host, until a peer or load balancer
-	// view can be configured.
+	// failed server from: its own host and each peer.
 	vantagePoints prometheus.Gauge
 
 	compactions  prometheus.Counter
@@ -98,7 +98,7 @@ func NewMetrics() *Metrics {
 		}),
 		vantagePoints: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace.Namespace, Subsystem: "remediation", Name: "vantage_points",
-			Help: "Independent vantage points the receiver checks a failed server from before a promotion: 1 is its own host alone, which cannot tell a failed server from a partition.",
+			Help: "Independent vantage points the receiver checks a failed server from before a promotion whose fence cannot reach it: its own host and each peer receiver; 1 is its own host alone, which cannot tell a failed server from a partition.",
 		}),
 		compactions: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace.Namespace, Subsystem: "remediation", Name: "journal_compactions_total",

@@ -27,6 +27,9 @@ type Plan struct {
 	// FromAnswers: the failed server answered the receiver's own health
 	// check (with an error), so the fence can reach it.
 	FromAnswers bool `json:"from_answers"`
+	// ConfirmedBy are the other vantage points that saw the failed server
+	// down too, when the fence could not reach it (secondLook).
+	ConfirmedBy []string `json:"confirmed_by,omitempty"`
 	// FencingToken is the token of the lease the action runs under.
 	FencingToken int64 `json:"fencing_token,omitempty"`
 	// Steps say in words what will be done, in order.

@@ -54,8 +54,8 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	if detail, cooling := r.coolingDown(plan.To); cooling {
 		return skip(reasonCooldown, "under the lease: %s", detail)
 	}
-	if detail, refused := r.singleVantage(req, plan); refused {
-		return skip(reasonSingleVantage, "under the lease: %s", detail)
+	if refused := r.secondLook(ctx, req, plan); refused != nil {
+		return skip(refused.reason, "under the lease: %s", refused.detail)
 	}
 	claimed, by, err := r.cur.lease.claim(ctx, req.incident, r.state.claimedBy(req.incident))
 	switch {
@@ -164,8 +164,12 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 		step(actionFence, ResultSuccess, "server", plan.From)
 	} else {
 		step(actionFence, resultUnreachable, "server", plan.From, "detail", h.Reason)
-		if !req.manual && !r.cur.cfg.AllowSingleVantage {
-			return fmt.Errorf("fencing %s: it stopped answering after the checks, and one vantage point cannot tell a failed server from a partition (allow_single_vantage is false)", plan.From)
+		// It answered the checks: look again from elsewhere before
+		// starting a standby beside what may be a live server.
+		unreached := *plan
+		unreached.FromAnswers = false
+		if refused := r.secondLook(ctx, req, &unreached); refused != nil {
+			return fmt.Errorf("fencing %s: it stopped answering after the checks: %s", plan.From, refused.detail)
 		}
 	}
 

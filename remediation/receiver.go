@@ -136,9 +136,17 @@ func New(opts Options) (*Receiver, error) {
 	}
 	r.cur = s
 	r.latest.Store(s)
-	r.logger.Warn("remediation: one vantage point: failed servers are checked from this host alone (no peer receiver or load balancer view)",
-		"allow_single_vantage", cfg.AllowSingleVantage,
-		"effect", map[bool]string{true: "a promotion proceeds when the fence cannot reach the failed server", false: "a promotion whose fence cannot reach the failed server is refused (single_vantage)"}[cfg.AllowSingleVantage])
+	if len(s.vantages) == 0 {
+		r.logger.Warn("remediation: one vantage point: failed servers are checked from this host alone (no peers)",
+			"allow_single_vantage", cfg.AllowSingleVantage,
+			"effect", map[bool]string{true: "a promotion proceeds when the fence cannot reach the failed server", false: "a promotion whose fence cannot reach the failed server is refused (single_vantage)"}[cfg.AllowSingleVantage])
+	} else {
+		var names []string
+		for _, v := range s.vantages {
+			names = append(names, v.String())
+		}
+		r.logger.Info("remediation: a failed server the fence cannot reach is checked from elsewhere too", "vantage_points", names)
+	}
 	if r.journal, err = OpenJournal(cfg.JournalFile, r.logger); err != nil {
 		s.close()
 		return nil, fmt.Errorf("remediation: %w", err)
@@ -296,6 +304,7 @@ func (r *Receiver) block(err error) error {
 
 func (r *Receiver) publish() {
 	r.metrics.show(r.state, r.fault != nil)
+	r.metrics.vantagePoints.Set(float64(1 + len(r.cur.vantages)))
 	r.metrics.journalBytes.Set(float64(r.journal.size()))
 	st := r.state.status(r.cur.cfg)
 	if r.fault != nil {

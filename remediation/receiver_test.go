@@ -183,7 +183,10 @@ func (e *estate) startReceiver(t testing.TB, yaml string, own, truth *config.Con
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(r)
+	mux := http.NewServeMux()
+	mux.Handle("/", r)
+	mux.Handle(PeerPath, r.PeerHandler())
+	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		srv.Close()
 		if err := r.Close(); err != nil {

@@ -20,6 +20,9 @@ type settings struct {
 	iap         *iap.Client
 	lease       *lease
 	audit       *auditLog
+	// vantages are the places besides this host asked about a failed
+	// server the fence cannot reach (secondLook).
+	vantages []vantage
 }
 
 // newSettings builds the clients of cfg and exporterCfg: everything of a
@@ -30,6 +33,9 @@ func (r *Receiver) newSettings(cfg *Config, exporterCfg *config.Config) (*settin
 		return nil, fmt.Errorf("remediation: the lease's Sentinel group %q is not configured", cfg.Lease.Redis)
 	}
 	s := &settings{cfg: cfg, exporterCfg: exporterCfg}
+	for _, p := range cfg.Peers {
+		s.vantages = append(s.vantages, newPeer(p))
+	}
 	var err error
 	if s.iap, err = iap.NewClient(receiverIAP(exporterCfg.IAP, cfg.IAPAuth), r.logger); err != nil {
 		return nil, err

@@ -210,8 +210,8 @@ func sharedRefusal(v *sharedView, servers ...string) *refusal {
 // sharedOf reads the estate-wide state once per observation.
 func (r *Receiver) sharedOf(ctx context.Context, seen *observation) (*sharedView, error) {
 	if seen.shared == nil && seen.sharedErr == nil {
-		servers := make([]string, len(r.cur.estate.IAP.Servers))
-		for i, s := range r.cur.estate.IAP.Servers {
+		servers := make([]string, len(r.cur.exporterCfg.IAP.Servers))
+		for i, s := range r.cur.exporterCfg.IAP.Servers {
 			servers[i] = s.Name
 		}
 		seen.shared, seen.sharedErr = r.cur.lease.view(ctx, servers)

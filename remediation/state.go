@@ -283,7 +283,7 @@ func declines(outcome string) bool {
 
 var declineReasons = []string{
 	reasonPaused, reasonCooldown, reasonBlocked, reasonVerificationFailed, reasonUnreachableHere,
-	reasonCrossSite, reasonLeaseUnavailable, reasonVeto, reasonSingleVantage,
+	reasonCrossSite, reasonLeaseUnavailable, reasonVeto, reasonSingleVantage, reasonPeerSeesUp,
 }
 
 // declined counts the open incidents (neither acted on, settled nor
@@ -316,7 +316,7 @@ type Status struct {
 	// BlockedReason says why, and what unblocks it.
 	BlockedReason string
 	// SingleVantage: the receiver checks a failed server from its own host
-	// alone (no peer receiver or load balancer view yet); AllowSingleVantage
+	// alone (no peers configured); AllowSingleVantage
 	// whether it then promotes without reaching the failed server to fence it.
 	SingleVantage      bool
 	AllowSingleVantage bool
@@ -326,7 +326,7 @@ type Status struct {
 }
 
 func (s *state) status(cfg *Config) Status {
-	st := Status{DryRun: *cfg.DryRun, Blocked: s.blockedBy != nil, SingleVantage: true, AllowSingleVantage: cfg.AllowSingleVantage}
+	st := Status{DryRun: *cfg.DryRun, Blocked: s.blockedBy != nil, SingleVantage: len(cfg.Peers) == 0, AllowSingleVantage: cfg.AllowSingleVantage}
 	if f := s.blockedBy; f != nil {
 		st.BlockedReason = fmt.Sprintf("the action of incident %s ended %s at %s; check the servers, then run `iap_ha_exporter remediation ack`",
 			f.Incident, f.Result, f.Time.Format(time.RFC3339))

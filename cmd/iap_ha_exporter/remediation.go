@@ -301,10 +301,12 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 	})
 	if *f.listenAddress == "" {
 		mux.Handle(remediationPath, r)
+		mux.Handle(remediation.PeerPath, r.PeerHandler())
 		return r, func() { r.Close() }, nil
 	}
 	own := http.NewServeMux()
 	own.Handle(remediationPath, r)
+	own.Handle(remediation.PeerPath, r.PeerHandler())
 	server := exporter.NewServer(own, lo.defaultScrapeTimeout, logger)
 	systemd := false
 	go func() {
