@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
 // Promote runs, for a person, the promotion of a standby in place of the
@@ -28,6 +30,30 @@ func (r *Receiver) Promote(ctx context.Context, from, to string, dryRun bool) (o
 		err = ferr
 	}
 	return outcome, detail, err
+}
+
+// AckAll is `remediation ack`: it acknowledges the failure the journal of
+// cfg records (Ack) and removes the estate-wide block from the lease's
+// Redis, which holds every receiver back. local and shared say what each
+// was ("" for none); it is an error when neither blocked.
+func AckAll(ctx context.Context, cfg *Config, exporter *config.Config, by, note string, logger *slog.Logger) (local, shared string, err error) {
+	local, err = Ack(ctx, cfg.JournalFile, by, note, logger)
+	if err != nil && !errors.Is(err, ErrNotBlocked) {
+		return "", "", err
+	}
+	notBlocked := err
+	s, err := OpenShared(cfg, exporter)
+	if err != nil {
+		return local, "", err
+	}
+	defer s.Close()
+	if shared, err = s.Unblock(ctx); err != nil {
+		return local, "", fmt.Errorf("the estate-wide block in Redis %s was not removed: %w", cfg.Lease.Redis, err)
+	}
+	if notBlocked != nil && shared == "" {
+		return "", "", fmt.Errorf("%w, here nor estate-wide", notBlocked)
+	}
+	return local, shared, nil
 }
 
 // ErrNotBlocked: the journal records no failure to acknowledge.

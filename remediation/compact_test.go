@@ -481,9 +481,7 @@ func TestCompactedJournalStaysBlocked(t *testing.T) {
 	if n := skippedFor(r, reasonBlocked); n != 1 {
 		t.Errorf("blocked %v times after a restart, want 1", n)
 	}
-	if _, err := Ack(context.Background(), r.journal, "ops", "checked", nil); err != nil {
-		t.Fatal(err)
-	}
+	r.ack(t, "ops", "checked")
 	stop()
 
 	r, _ = e.startCompacting(t, yaml, cfg, 0)

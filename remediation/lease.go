@@ -13,9 +13,10 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
-// incidentTTL is how long a receiver remembers, in Redis, that an incident
-// was taken: longer than any Alertmanager resend of it.
-const incidentTTL = 7 * 24 * time.Hour
+// episodeTTL is how long a claim of a failure lasts in Redis while its
+// action has not finished: longer than any Alertmanager resend of it. A
+// finished action's claim lasts the cooldown (endEpisode).
+const episodeTTL = 7 * 24 * time.Hour
 
 // lease is a lock in the estate's own Redis, found through its Sentinels:
 // SET NX with a TTL on the current master, released by compare-and-delete,
@@ -226,14 +227,15 @@ const (
 	claimTakenOver
 )
 
-// claim records in Redis that this holder takes an incident, so that a
-// receiver that gets the lease after another released it does not act on
-// the same incident again. previous is the holder this receiver's journal
+// claim records in Redis that this holder takes the failure of server (its
+// episode, see episodeKey), so that a receiver that gets the lease after
+// another released it does not act on the same failure again, whichever
+// exporter, Alertmanager or alert told it. previous is the holder this receiver's journal
 // says claimed it before (a previous run), or "". by is the holder found
 // when the claim was another's.
-func (l *lease) claim(ctx context.Context, incident, previous string) (claimResult, string, error) {
-	res, err := claimScript.Run(ctx, l.client, []string{l.incidentKey(incident)},
-		l.holder, previous, incidentTTL.Milliseconds(), claimStartedSuffix).Slice()
+func (l *lease) claim(ctx context.Context, server, previous string) (claimResult, string, error) {
+	res, err := claimScript.Run(ctx, l.client, []string{l.episodeKey(server)},
+		l.holder, previous, episodeTTL.Milliseconds(), claimStartedSuffix).Slice()
 	if err != nil {
 		return claimTakenByOther, "", err
 	}
@@ -262,11 +264,31 @@ return 0`)
 // before its action is journaled as started. ok is false when the claim is
 // no longer this holder's: another receiver took it over (this one's lease
 // expired meanwhile), and this one must not act.
-func (l *lease) markStarted(ctx context.Context, incident string) (ok bool, err error) {
-	n, err := markStartedScript.Run(ctx, l.client, []string{l.incidentKey(incident)}, l.holder, claimStartedSuffix).Int()
+func (l *lease) markStarted(ctx context.Context, server string) (ok bool, err error) {
+	n, err := markStartedScript.Run(ctx, l.client, []string{l.episodeKey(server)}, l.holder, claimStartedSuffix).Int()
 	return n == 1, err
 }
 
-func (l *lease) incidentKey(incident string) string { return l.prefix + "incident:" + incident }
+// episodeKey is the key every receiver claims a failure by: the failed
+// server. Alertmanager's fingerprint includes every label, instance too, so
+// two exporters (one per site) turn one failure into two alerts, each
+// Alertmanager delivers both, and each receiver journals incidents of its
+// own; the failure they all speak of is the server's. One episode of it
+// lasts from the first claim until the cooldown after its action ends
+// (endEpisode): a new failure of the server after that is a new episode.
+func (l *lease) episodeKey(server string) string { return l.prefix + "episode:" + server }
+
+// endEpisodeScript shortens this holder's started claim to ARGV[3] ms.
+var endEpisodeScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] .. ARGV[2] then
+	return redis.call("PEXPIRE", KEYS[1], ARGV[3])
+end
+return 0`)
+
+// endEpisode makes this holder's claim of a failure of server, whose action
+// has finished, last only the cooldown more.
+func (l *lease) endEpisode(ctx context.Context, server string, cooldown time.Duration) error {
+	return endEpisodeScript.Run(ctx, l.client, []string{l.episodeKey(server)}, l.holder, claimStartedSuffix, max(cooldown.Milliseconds(), 1)).Err()
+}
 
 func (l *lease) close() error { return l.client.Close() }

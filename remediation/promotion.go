@@ -57,12 +57,12 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	if refused := r.secondLook(ctx, req, plan); refused != nil {
 		return skip(refused.reason, "under the lease: %s", refused.detail)
 	}
-	claimed, by, err := r.cur.lease.claim(ctx, req.incident, r.state.claimedBy(req.incident))
+	claimed, by, err := r.cur.lease.claim(ctx, plan.From, r.state.claimedBy(req.incident))
 	switch {
 	case err != nil:
 		return skip(reasonLeaseUnavailable, "the incident could not be claimed in Redis %s: %v", r.cur.cfg.Lease.Redis, err)
 	case claimed == claimTakenByOther:
-		return skip(reasonDedup, "receiver %s already took this incident", strings.TrimSuffix(by, claimStartedSuffix))
+		return skip(reasonDedup, "receiver %s already took this failure of %s (one episode, whichever exporter or Alertmanager raised the alert)", strings.TrimSuffix(by, claimStartedSuffix), plan.From)
 	case claimed == claimTakenOver:
 		r.logger.Warn("remediation: incident claimed before and never started (a receiver stopped between its claim and its first step, or refused); deciding it again",
 			"incident", req.incident, "claimed_by", by)
@@ -90,7 +90,7 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	case !held:
 		return skip(reasonLeaseHeld, "the lease of cluster %s (fencing token %d) is no longer this receiver's: it expired and was taken; no action", plan.Cluster, token)
 	}
-	switch ok, err := r.cur.lease.markStarted(ctx, req.incident); {
+	switch ok, err := r.cur.lease.markStarted(ctx, plan.From); {
 	case err != nil:
 		return skip(reasonLeaseUnavailable, "the claim of the incident could not be marked started in Redis %s: %v; no action without it", r.cur.cfg.Lease.Redis, err)
 	case !ok:
@@ -115,6 +115,9 @@ func (r *Receiver) act(ctx context.Context, req request, plan *Plan, b *batch) (
 	finished := record{Kind: kindFinished, Incident: req.incident, Cluster: plan.Cluster, Plan: plan, Result: result}
 	if stepErr != nil {
 		finished.Result, finished.Error = ResultFailure, stepErr.Error()
+	}
+	if err := r.cur.lease.endEpisode(context.WithoutCancel(ctx), plan.From, time.Duration(r.cur.cfg.Cooldown)); err != nil {
+		r.logger.Warn("remediation: the claim of the failure was not shortened to the cooldown; it expires by itself", "server", plan.From, "ttl", episodeTTL, "err", err)
 	}
 	r.metrics.actions.WithLabelValues(actionPromote, finished.Result).Inc()
 	r.cur.audit.step(req.incident, actionPromote, finished.Result, "plan", plan, "error", finished.Error)

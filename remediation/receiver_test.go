@@ -335,3 +335,12 @@ func alertFor(t *testing.T, server string, startsAt time.Time, status string) []
 	}
 	return b
 }
+
+// ack is what `remediation ack` does for r: its journal's failure and the
+// estate-wide block.
+func (r *receiver) ack(t *testing.T, by, note string) {
+	t.Helper()
+	if _, _, err := AckAll(context.Background(), r.cur.cfg, r.cur.estate, by, note, nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,6 +2,7 @@ package remediation
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -260,9 +261,7 @@ func TestRestartInTheMiddleOfAnAction(t *testing.T) {
 		t.Fatalf("activations %v while blocked", got)
 	}
 
-	if _, err := Ack(context.Background(), r.journal, "ops@example.net", "checked iap-dc1-3 by hand", nil); err != nil {
-		t.Fatal(err)
-	}
+	r.ack(t, "ops@example.net", "checked iap-dc1-3 by hand")
 	if err := lab.Retry(10*time.Second, 50*time.Millisecond, func() error {
 		if testutil.ToFloat64(r.metrics.blocked) != 0 {
 			return errString("still blocked")
@@ -276,8 +275,8 @@ func TestRestartInTheMiddleOfAnAction(t *testing.T) {
 	if got := e.activations(); got["iap-dc1-3"] != 1 {
 		t.Errorf("activations %v after the ack, want one of iap-dc1-3", got)
 	}
-	if _, err := Ack(context.Background(), r.journal, "ops", "", nil); err == nil {
-		t.Error("an ack with nothing blocked was accepted")
+	if _, _, err := AckAll(context.Background(), r.cur.cfg, r.cur.estate, "ops", "", nil); !errors.Is(err, ErrNotBlocked) {
+		t.Errorf("an ack with nothing blocked, here nor estate-wide: %v, want ErrNotBlocked", err)
 	}
 }
 
@@ -402,9 +401,7 @@ func TestFailedPromotionBlocksUntilAck(t *testing.T) {
 		t.Fatal("the standby works tasks while blocked")
 	}
 
-	if _, err := Ack(context.Background(), r.journal, "ops", "activate route fixed", nil); err != nil {
-		t.Fatal(err)
-	}
+	r.ack(t, "ops", "activate route fixed")
 	if err := lab.Retry(10*time.Second, 50*time.Millisecond, func() error {
 		if testutil.ToFloat64(r.metrics.blocked) != 0 {
 			return errString("still blocked")
@@ -414,9 +411,9 @@ func TestFailedPromotionBlocksUntilAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.post(t, alertFor(t, "iap-dc1-1", time.Now(), StatusFiring))
-	r.settle(t)
+	recs := r.settle(t)
 	if task, job := standby.Workers(); !task || !job {
-		t.Errorf("after the ack the standby was not promoted: task %v job %v", task, job)
+		t.Errorf("after the ack the standby was not promoted: task %v job %v; %v", task, job, outcomes(recs))
 	}
 }
 

@@ -85,34 +85,16 @@ func (f *remediationFlags) runAck(opts exporter.Options, stdout, stderr *os.File
 		return 1
 	}
 	defer exp.Close()
-	by := whoever(*f.ackBy)
-	ctx := context.Background()
-	acked, err := remediation.Ack(ctx, cfg.JournalFile, by, *f.ackNote, opts.Logger)
-	if err != nil && !errors.Is(err, remediation.ErrNotBlocked) {
-		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
-		return 1
-	}
-	localErr := err
-	shared, err := remediation.OpenShared(cfg, exp.Config())
+	local, shared, err := remediation.AckAll(context.Background(), cfg, exp.Config(), whoever(*f.ackBy), *f.ackNote, opts.Logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
 		return 1
 	}
-	defer shared.Close()
-	unblocked, err := shared.Unblock(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "iap_ha_exporter: the estate-wide block in Redis %s was not removed: %v\n", cfg.Lease.Redis, err)
-		return 1
+	if local != "" {
+		fmt.Fprintf(stdout, "acknowledged: %s\nthis receiver unblocks within a second\n", local)
 	}
-	if localErr != nil && unblocked == "" {
-		fmt.Fprintf(stderr, "iap_ha_exporter: %v, here nor estate-wide\n", localErr)
-		return 1
-	}
-	if localErr == nil {
-		fmt.Fprintf(stdout, "acknowledged: %s\nthis receiver unblocks within a second\n", acked)
-	}
-	if unblocked != "" {
-		fmt.Fprintf(stdout, "estate-wide block removed: %s\nthe estate's receivers act again; a receiver whose own journal records the failure stays blocked until acknowledged there\n", unblocked)
+	if shared != "" {
+		fmt.Fprintf(stdout, "estate-wide block removed: %s\nthe estate's receivers act again; a receiver whose own journal records the failure stays blocked until acknowledged there\n", shared)
 	}
 	return 0
 }
