@@ -27,6 +27,9 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil || time.Duration(defaults.JournalRetention) != DefaultJournalRetention {
 		t.Errorf("journal_retention by default: %+v, %v", defaults, err)
 	}
+	if len(cfg.Peers) != 1 || cfg.Peers[0].Site != "dc1" || cfg.Peers[0].Auth.BearerToken == "" || time.Duration(cfg.Peers[0].Timeout) != DefaultPeerTimeout {
+		t.Errorf("peers %+v", cfg.Peers)
+	}
 	if c, ok := cfg.cluster("dc1"); !ok || !c.AllowCrossSite {
 		t.Errorf("cluster dc1: %+v %v", c, ok)
 	}
@@ -52,6 +55,8 @@ func TestConfigProblems(t *testing.T) {
 		// The lease must outlive the longest action it guards: SET NX PX
 		// expires it whether or not its holder is done.
 		{"lease shorter than an action", "site: dc2\njournal_file: j\nlease: {redis: dc2, ttl: 1m}\nconfirm_timeout: 50s\n", "lease.ttl (line 3): must be longer than the longest action it guards"},
+		{"a peer of its own site", "site: dc2\njournal_file: j\nlease: {redis: dc2}\npeers: [{site: dc2, url: \"http://x/remediation/peer\"}]\n", `peers[0].site (line 4): is this receiver's own site "dc2"`},
+		{"a peer without a URL", "site: dc2\njournal_file: j\nlease: {redis: dc2}\npeers: [{site: dc1}]\n", "peers[0].url: must be the http(s) URL of the peer's /remediation/peer"},
 		{"retention shorter than Alertmanager's", "site: dc2\njournal_file: j\nlease: {redis: dc2}\njournal_retention: 4d23h\n", "journal_retention (line 4): must be at least 5d, not 4d23h"},
 	}
 	for _, tt := range tests {
