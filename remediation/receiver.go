@@ -5,12 +5,15 @@
 // A notification is journaled (fsynced) before the receiver answers 202; a
 // single worker then takes every alert through the gates, in order:
 // incident already settled → cluster opted in → not paused → cooldown of
-// the failed server → not blocked by a failed action → fresh
-// re-verification with the exporter's own probes and HA model → cooldown of
-// the standby → cross-site approval → dry-run. Only an action, or a refusal
+// the failed server → not blocked by a failed action → the same three
+// estate-wide, beside the lease (shared.go) → fresh re-verification with the
+// exporter's own probes and HA model → cooldown of the standby → a second
+// vantage point when the fence cannot reach the failed server (vantage.go)
+// → cross-site approval → dry-run. Only an action, or a refusal
 // the incident cannot change (not opted in, dry run), settles an incident;
 // Alertmanager's resends of it are decided again after any other refusal. Only then does it
-// take a lease in the estate's Redis (through Sentinel), fence the failed
+// take a lease in the estate's Redis (through Sentinel), claim the failure
+// of the server there (one episode, whichever alert told of it), fence the failed
 // server, activate the standby's workers, confirm, and run the site's
 // scripts. Every decision is journaled, logged in the audit log and counted.
 package remediation
