@@ -340,7 +340,7 @@ func alertFor(t *testing.T, server string, startsAt time.Time, status string) []
 // estate-wide block.
 func (r *receiver) ack(t *testing.T, by, note string) {
 	t.Helper()
-	if _, _, err := AckAll(context.Background(), r.cur.cfg, r.cur.estate, by, note, nil); err != nil {
+	if _, _, err := AckAll(context.Background(), r.cur.cfg, r.cur.exporterCfg, by, note, nil); err != nil {
 		t.Fatal(err)
 	}
 }

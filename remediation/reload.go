@@ -151,6 +151,7 @@ func changed(old, new *settings) []string {
 		{"clusters", a.Clusters, b.Clusters},
 		{"scripts", a.Scripts, b.Scripts},
 		{"iap_auth", a.IAPAuth, b.IAPAuth},
+		{"peers", a.Peers, b.Peers},
 		{"configuration: iap", old.exporterCfg.IAP, new.exporterCfg.IAP},
 		{"configuration: lease group", leaseGroup(old), leaseGroup(new)},
 	} {

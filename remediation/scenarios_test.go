@@ -275,7 +275,7 @@ func TestRestartInTheMiddleOfAnAction(t *testing.T) {
 	if got := e.activations(); got["iap-dc1-3"] != 1 {
 		t.Errorf("activations %v after the ack, want one of iap-dc1-3", got)
 	}
-	if _, _, err := AckAll(context.Background(), r.cur.cfg, r.cur.estate, "ops", "", nil); !errors.Is(err, ErrNotBlocked) {
+	if _, _, err := AckAll(context.Background(), r.cur.cfg, r.cur.exporterCfg, "ops", "", nil); !errors.Is(err, ErrNotBlocked) {
 		t.Errorf("an ack with nothing blocked, here nor estate-wide: %v, want ErrNotBlocked", err)
 	}
 }
