@@ -48,7 +48,10 @@ func AckAll(ctx context.Context, cfg *Config, exporter *config.Config, by, note 
 	}
 	defer s.Close()
 	if shared, err = s.Unblock(ctx); err != nil {
-		return local, "", fmt.Errorf("the estate-wide block in Redis %s was not removed: %w", cfg.Lease.Redis, err)
+		if notBlocked != nil {
+			return "", "", fmt.Errorf("%w here; the estate-wide block could not be checked in Redis %s: %v", notBlocked, cfg.Lease.Redis, err)
+		}
+		return local, "", fmt.Errorf("acknowledged here (%s), but the estate-wide block in Redis %s was not removed: %w; run ack again once Redis answers", local, cfg.Lease.Redis, err)
 	}
 	if notBlocked != nil && shared == "" {
 		return "", "", fmt.Errorf("%w, here nor estate-wide", notBlocked)

@@ -55,13 +55,6 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 		r.shareBlock(ctx)
 		return skip(reasonBlocked, "the action of incident %s ended %s at %s (%s); run `iap_ha_exporter remediation ack` after checking", f.Incident, f.Result, f.Time.Format(time.RFC3339), f.Error)
 	}
-	shared, err := r.sharedOf(ctx, &b.seen)
-	if err != nil {
-		return skip(reasonLeaseUnavailable, "the estate's remediation state in Redis %s could not be read: %v; no action without it", r.cur.cfg.Lease.Redis, err)
-	}
-	if refused := sharedRefusal(shared, req.from); refused != nil {
-		return skip(refused.reason, "%s", refused.detail)
-	}
 	if running, ok := r.state.inFlightIn(cluster); ok {
 		return skip(reasonInProgress, "the action of incident %s runs in cluster %s", running.Incident, cluster)
 	}
@@ -72,7 +65,12 @@ func (r *Receiver) decide(ctx context.Context, req request, b *batch) (string, s
 	if detail, cooling := r.coolingDown(plan.To); cooling {
 		return skip(reasonCooldown, "%s", detail)
 	}
-	if refused := sharedRefusal(shared, plan.To); refused != nil {
+	// Estate-wide, beside the lease: read once the plan names both servers.
+	shared, err := r.sharedOf(ctx, &b.seen)
+	if err != nil {
+		return skip(reasonLeaseUnavailable, "the estate's remediation state in Redis %s could not be read: %v; no action without it", r.cur.cfg.Lease.Redis, err)
+	}
+	if refused := sharedRefusal(shared, plan.From, plan.To); refused != nil {
 		return skip(refused.reason, "%s", refused.detail)
 	}
 	if refused := r.secondLook(ctx, req, plan); refused != nil {

@@ -5,9 +5,10 @@
 // A notification is journaled (fsynced) before the receiver answers 202; a
 // single worker then takes every alert through the gates, in order:
 // incident already settled → cluster opted in → not paused → cooldown of
-// the failed server → not blocked by a failed action → the same three
-// estate-wide, beside the lease (shared.go) → fresh re-verification with the
-// exporter's own probes and HA model → cooldown of the standby → a second
+// the failed server → not blocked by a failed action → fresh
+// re-verification with the exporter's own probes and HA model → cooldown of
+// the standby → the estate-wide pause, block and cooldowns, beside the lease
+// (shared.go) → a second
 // vantage point when the fence cannot reach the failed server (vantage.go)
 // → cross-site approval → dry-run. Only an action, or a refusal
 // the incident cannot change (not opted in, dry run), settles an incident;

@@ -116,10 +116,12 @@ func TestPauseHoldsEveryReceiver(t *testing.T) {
 	}
 }
 
-// The cooldown guards a server against flapping whichever receiver acted:
-// a new episode of a server that receiver A promoted a standby for is held
-// back at receiver B too (without it, B would read the estate as already
-// remediated, or, had the standby failed since, promote again).
+// The cooldown guards a server against flapping whichever receiver acted.
+// Receiver A promotes iap-dc1-3 in place of iap-dc1-1; then iap-dc1-3's
+// workers stop again (it flaps back to standby), so the estate again works
+// with fewer servers than declared active, and a new episode of the
+// iap-dc1-1 alert reaches receiver B: B holds back (cooldown of both
+// servers), it does not activate iap-dc1-3 a second time.
 func TestCooldownHoldsEveryReceiver(t *testing.T) {
 	e := startEstate(t)
 	cfg := e.config(t, nil)
@@ -131,8 +133,12 @@ func TestCooldownHoldsEveryReceiver(t *testing.T) {
 	if got, want := lastOutcome(t, a), "fp-iap-dc1-1: success iap-dc1-1 → iap-dc1-3"; got != want {
 		t.Fatalf("receiver A: %q, want %q", got, want)
 	}
+	e.sim.Server("iap-dc1-3").SetWorkers(false, false)
 	b.post(t, alertFor(t, "iap-dc1-1", time.Now(), StatusFiring))
 	if got, want := lastOutcome(t, b), "fp-iap-dc1-1: cooldown"; got != want {
 		t.Errorf("receiver B within A's cooldown: %q, want %q", got, want)
+	}
+	if n := e.activations()["iap-dc1-3"]; n != 1 {
+		t.Errorf("iap-dc1-3 activated %d times, want once", n)
 	}
 }
