@@ -399,6 +399,44 @@ func TestAckAndPromoteFollowTheFiles(t *testing.T) {
 	}
 }
 
+// Issue 20 item 3: `remediation pause` holds every receiver of the estate,
+// the command-line promote too (a key beside the lease, not a file on one
+// host), until `remediation resume`.
+func TestPauseAndResumeTheEstate(t *testing.T) {
+	l := startReceiverLab(t)
+	g, err := lab.StartSentinelGroup(lab.SentinelOptions{Site: "dc1"})
+	if err != nil {
+		t.Fatalf("starting the Redis lab: %v", err)
+	}
+	t.Cleanup(func() { g.Stop() })
+	l.useSentinels(t, g)
+	rem := l.remediation(t, "remediation.yml", "journal_file: journal", "auth: {bearer_token_file: token}")
+	args := []string{"--config.file", l.config, "--remediation.config.file", rem}
+	run := func(cmd ...string) (string, error) {
+		out, err := exec.Command(binary, append(cmd, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("remediation", "pause", "--by", "ops", "--note", "dc1 maintenance"); err != nil || !strings.Contains(out, "paused") {
+		t.Fatalf("pause: %v\n%s", err, out)
+	}
+	if err := l.iap.Server("iap-dc1-1").SetFault(iapsim.Fault{Mode: iapsim.FaultDown}); err != nil {
+		t.Fatal(err)
+	}
+	activations := func() int { return l.iap.Server("iap-dc2-1").Requests("/workflow_engine/activate") }
+	if out, err := run("promote", "--from", "iap-dc1-1", "--no-dry-run"); err == nil || !strings.Contains(out, "paused") || activations() != 0 {
+		t.Errorf("promote while the estate is paused: %v, %d activations\n%s", err, activations(), out)
+	}
+	if out, err := run("remediation", "resume"); err != nil || !strings.Contains(out, "dc1 maintenance") {
+		t.Errorf("resume: %v\n%s", err, out)
+	}
+	if out, err := run("remediation", "resume"); err == nil || !strings.Contains(out, "not paused") {
+		t.Errorf("a second resume: %v\n%s", err, out)
+	}
+	if out, err := run("promote", "--from", "iap-dc1-1", "--no-dry-run"); err != nil || activations() != 1 {
+		t.Errorf("promote after resume: %v, %d activations, want 1\n%s", err, activations(), out)
+	}
+}
+
 // useSentinels points the estate's Sentinel group dc1 at the lab group g.
 func (l *receiverLab) useSentinels(t *testing.T, g *lab.SentinelGroup) {
 	t.Helper()
