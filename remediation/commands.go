@@ -37,7 +37,7 @@ func (r *Receiver) Promote(ctx context.Context, from, to string, dryRun bool) (o
 // Redis, which holds every receiver back. local and shared say what each
 // was ("" for none); it is an error when neither blocked.
 func AckAll(ctx context.Context, cfg *Config, exporter *config.Config, by, note string, logger *slog.Logger) (local, shared string, err error) {
-	local, err = Ack(ctx, cfg.JournalFile, by, note, logger)
+	local, plan, err := ack(ctx, cfg.JournalFile, by, note, logger)
 	if err != nil && !errors.Is(err, ErrNotBlocked) {
 		return "", "", err
 	}
@@ -47,6 +47,12 @@ func AckAll(ctx context.Context, cfg *Config, exporter *config.Config, by, note 
 		return local, "", err
 	}
 	defer s.Close()
+	if plan != nil {
+		// The person looked: the next alert of the server is decided anew.
+		if err := s.l.endClaim(ctx, plan.From); err != nil {
+			return local, "", fmt.Errorf("acknowledged here (%s), but the claim of %s's failure in Redis %s was not removed: %w; run ack again once Redis answers", local, plan.From, cfg.Lease.Redis, err)
+		}
+	}
 	if shared, err = s.Unblock(ctx); err != nil {
 		if notBlocked != nil {
 			return "", "", fmt.Errorf("%w here; the estate-wide block could not be checked in Redis %s: %v", notBlocked, cfg.Lease.Redis, err)
@@ -68,28 +74,34 @@ var ErrNotBlocked = errors.New("remediation is not blocked: nothing to acknowled
 // there is no journal at path (a mistyped path would otherwise be a new,
 // empty journal, "not blocked").
 func Ack(ctx context.Context, journalPath, by, note string, logger *slog.Logger) (string, error) {
+	acked, _, err := ack(ctx, journalPath, by, note, logger)
+	return acked, err
+}
+
+// ack is Ack, with the plan of the action acknowledged.
+func ack(ctx context.Context, journalPath, by, note string, logger *slog.Logger) (string, *Plan, error) {
 	if _, err := os.Stat(journalPath); err != nil {
-		return "", fmt.Errorf("no journal to acknowledge in: %w", err)
+		return "", nil, fmt.Errorf("no journal to acknowledge in: %w", err)
 	}
 	j, err := OpenJournal(journalPath, logger)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer j.Close()
 	s := newState()
 	recs, _, err := j.read()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	s.replay(recs, false)
 	if s.blockedBy == nil {
-		return "", ErrNotBlocked
+		return "", nil, ErrNotBlocked
 	}
 	f := s.blockedBy
 	if err := j.Append(ctx, record{Kind: kindAck, By: by, Note: note}); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return fmt.Sprintf("incident %s (%s → %s) ended %s at %s: %s", f.Incident, planFrom(f.Plan), planTo(f.Plan), f.Result, f.Time.Format(time.RFC3339), f.Error), nil
+	return fmt.Sprintf("incident %s (%s → %s) ended %s at %s: %s", f.Incident, planFrom(f.Plan), planTo(f.Plan), f.Result, f.Time.Format(time.RFC3339), f.Error), f.Plan, nil
 }
 
 func planFrom(p *Plan) string {

@@ -278,6 +278,14 @@ func (l *lease) markStarted(ctx context.Context, server string) (ok bool, err er
 // (endEpisode): a new failure of the server after that is a new episode.
 func (l *lease) episodeKey(server string) string { return l.prefix + "episode:" + server }
 
+// endClaim removes the claim of a failure of server, whoever holds it.
+func (l *lease) endClaim(ctx context.Context, server string) error {
+	if err := l.client.Del(ctx, l.episodeKey(server)).Err(); err != nil {
+		return err
+	}
+	return l.replicatedWrite(ctx)
+}
+
 // endEpisodeScript shortens this holder's started claim to ARGV[3] ms.
 var endEpisodeScript = redis.NewScript(`
 if redis.call("GET", KEYS[1]) == ARGV[1] .. ARGV[2] then

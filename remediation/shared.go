@@ -25,7 +25,9 @@ type sharedNote struct {
 	By       string    `json:"by"`
 	Time     time.Time `json:"time"`
 	Incident string    `json:"incident,omitempty"`
-	Note     string    `json:"note,omitempty"`
+	// Server is the failed server of a blocking action.
+	Server string `json:"server,omitempty"`
+	Note   string `json:"note,omitempty"`
 }
 
 func (n *sharedNote) String() string {
@@ -148,12 +150,18 @@ func OpenShared(cfg *Config, exporter *config.Config) (*Shared, error) {
 // Close closes the connection.
 func (e *Shared) Close() error { return e.l.close() }
 
-// Unblock removes the estate-wide block, and says what it was ("" when
-// none was set).
+// Unblock removes the estate-wide block and the claim of the failure that
+// set it, and says what it was ("" when none was set): a person looked, and
+// the next alert of that server is decided anew.
 func (e *Shared) Unblock(ctx context.Context) (string, error) {
 	n, err := e.l.clear(ctx, e.l.blockedKey())
 	if err != nil || n == nil {
 		return "", err
+	}
+	if n.Server != "" {
+		if err := e.l.endClaim(ctx, n.Server); err != nil {
+			return n.String(), err
+		}
 	}
 	return n.String(), nil
 }
@@ -180,7 +188,7 @@ func (r *Receiver) shareBlock(ctx context.Context) {
 	if f == nil || r.sharedBlock == f.Incident {
 		return
 	}
-	n := sharedNote{By: r.cur.cfg.Site + "/" + r.instance, Time: f.Time, Incident: f.Incident,
+	n := sharedNote{By: r.cur.cfg.Site + "/" + r.instance, Time: f.Time, Incident: f.Incident, Server: planFrom(f.Plan),
 		Note: fmt.Sprintf("%s → %s ended %s: %s", planFrom(f.Plan), planTo(f.Plan), f.Result, f.Error)}
 	if err := r.cur.lease.block(ctx, n); err != nil {
 		r.logger.Error("remediation: the estate-wide block was not written in Redis; this receiver stays blocked by its journal, the others are not held back until it is",
