@@ -37,6 +37,7 @@ type Scraper struct {
 	collectors map[string]Collector
 	names      []string
 	inflight   sync.WaitGroup
+	targets    *targetLog
 }
 
 // NewScraper builds the collectors enabled by the flags, or exactly the named
@@ -49,7 +50,7 @@ func NewScraper(cfg *config.Config, logger *slog.Logger, names ...string) (*Scra
 	if err != nil {
 		return nil, err
 	}
-	s := &Scraper{cfg: cfg, logger: logger, collectors: cs}
+	s := &Scraper{cfg: cfg, logger: logger, collectors: cs, targets: newTargetLog(logger)}
 	for n := range cs {
 		s.names = append(s.names, n)
 	}
@@ -59,7 +60,7 @@ func NewScraper(cfg *config.Config, logger *slog.Logger, names ...string) (*Scra
 
 // newScraperWith builds a Scraper from ready collectors; for tests.
 func newScraperWith(cfg *config.Config, logger *slog.Logger, cs map[string]Collector) *Scraper {
-	s := &Scraper{cfg: cfg, logger: logger, collectors: cs}
+	s := &Scraper{cfg: cfg, logger: logger, collectors: cs, targets: newTargetLog(logger)}
 	for n := range cs {
 		s.names = append(s.names, n)
 	}
@@ -82,6 +83,8 @@ type loginKeeper interface {
 // KeepLogins carries the logins of old's collectors over to s's, where
 // their settings did not change.
 func (s *Scraper) KeepLogins(old *Scraper) {
+	// A reload does not log again the targets that were already failing.
+	s.targets.carryOver(old.targets)
 	for name, c := range s.collectors {
 		if k, ok := c.(loginKeeper); ok && old.collectors[name] != nil {
 			k.keepLogins(old.collectors[name])
@@ -155,6 +158,7 @@ func (s *Scraper) Probe(ctx context.Context) *topology.Observation {
 			s.logger.Error("collector failed", "collector", name, "duration_seconds", r.Duration.Seconds(), "err", r.Err)
 		}
 	}
+	s.targets.observe(scrape.Snapshot)
 	scrape.Verdict = topology.Evaluate(s.cfg, scrape.Snapshot)
 	return scrape
 }
