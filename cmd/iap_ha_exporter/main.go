@@ -114,7 +114,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		return 1
 	}
 	defer stopRemediation()
-	viewOpts := view.Options{Source: exp, Timeout: *defaultTimeout, Logger: logger}
+	viewOpts := view.Options{Source: exp, Timeout: *defaultTimeout, MetricsPath: *metricsPath, Logger: logger}
 	if receiver != nil {
 		viewOpts.Remediation = func() view.RemediationState {
 			st := receiver.Status()
@@ -128,6 +128,8 @@ func run(args []string, stdout, stderr *os.File) int {
 			Name:        "IAP HA Exporter",
 			Description: "Prometheus exporter for highly available Itential Automation Platform estates",
 			Version:     version.Info(),
+			// No /debug/pprof here: the toolkit's profiling links would 404.
+			Profiling: "false",
 			// The live topology view, on the landing page itself.
 			ExtraHTML: `<iframe src="topology" title="topology" style="width:100%;height:80vh;border:0"></iframe>`,
 			Links: []web.LandingLinks{

@@ -5,9 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -262,4 +264,48 @@ func closedAddress(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// Every link the landing page and the topology page show answers 200,
+// wherever --web.telemetry-path puts the metrics: the toolkit's landing
+// page linked /debug/pprof/…, which this binary does not serve, and the
+// topology page linked /metrics whatever the flag said.
+func TestEveryLinkOfThePagesAnswers(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(file, []byte("architecture: HA-0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, base := serve(t, "--config.file", file, "--web.telemetry-path", "/iap/metrics")
+	href := regexp.MustCompile(`(?:href|src)="([^"#]*)"`)
+	for _, page := range []string{"/", "/topology"} {
+		pageURL, _ := url.Parse(base + page)
+		links := href.FindAllStringSubmatch(fetch(t, pageURL.String()), -1)
+		if len(links) < 2 {
+			t.Fatalf("%s: found %d links; the pattern is wrong", page, len(links))
+		}
+		sawMetrics := false
+		for _, m := range links {
+			target, err := pageURL.Parse(m[1])
+			if err != nil {
+				t.Errorf("%s links %q: %v", page, m[1], err)
+				continue
+			}
+			if target.Host != pageURL.Host {
+				continue // documentation elsewhere
+			}
+			sawMetrics = sawMetrics || target.Path == "/iap/metrics"
+			resp, err := http.Get(target.String())
+			if err != nil {
+				t.Errorf("%s links %s: %v", page, target, err)
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s links %s, which answers %d", page, target, resp.StatusCode)
+			}
+		}
+		if !sawMetrics {
+			t.Errorf("%s does not link the metrics at /iap/metrics", page)
+		}
+	}
 }

@@ -1,8 +1,9 @@
 // Package view draws the estate for people: the topology page (one column
 // per site, one row per component, every member a box coloured by its
 // state, the HA model's verdicts on top) and the same data as JSON at
-// /api/v1/topology. It never probes on its own: it shows the latest scrape,
-// or takes one under the usual deadline when there is none yet.
+// /api/v1/topology. It shows the latest scrape while it is younger than the
+// page's refresh interval, and otherwise takes one (joining a scrape under
+// way, under the usual deadline), so the page stays live without Prometheus.
 package view
 
 import (
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
@@ -46,16 +48,23 @@ type Options struct {
 	Source Source
 	// Remediation reports the receiver's state; nil when it is not enabled.
 	Remediation func() RemediationState
-	// Timeout bounds the scrape taken when none has happened yet.
+	// Timeout bounds the scrape the page takes.
 	Timeout time.Duration
-	// Refresh is how often the page reloads itself.
+	// Refresh is how often the page reloads itself, and the age past which
+	// a snapshot is taken anew.
 	Refresh time.Duration
-	Logger  *slog.Logger
+	// MetricsPath is --web.telemetry-path, for the page's link.
+	MetricsPath string
+	Logger      *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
 }
 
 // Document is the JSON answer of /api/v1/topology.
 type Document struct {
-	Time        time.Time          `json:"time"`
+	Time time.Time `json:"time"`
+	// AgeSeconds is how old the snapshot was when this answer was made.
+	AgeSeconds  float64            `json:"age_seconds"`
 	Snapshot    *topology.Snapshot `json:"snapshot"`
 	Verdict     *topology.Verdict  `json:"verdict"`
 	Collectors  map[string]Status  `json:"collectors"`
@@ -83,6 +92,12 @@ func Register(mux *http.ServeMux, opts Options) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.MetricsPath == "" {
+		opts.MetricsPath = "/metrics"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	h := &handlers{opts: opts}
 	mux.HandleFunc("GET /topology", h.page)
 	mux.HandleFunc("GET /api/v1/topology", h.api)
@@ -90,16 +105,21 @@ func Register(mux *http.ServeMux, opts Options) {
 
 func (h *handlers) document(r *http.Request) (*Document, error) {
 	scrape := h.opts.Source.Latest()
-	if scrape == nil {
+	if scrape == nil || h.opts.Now().Sub(scrape.Snapshot.Time) >= h.opts.Refresh {
 		ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 		defer cancel()
-		var err error
-		if scrape, err = h.opts.Source.Scrape(ctx); err != nil {
+		fresh, err := h.opts.Source.Scrape(ctx)
+		switch {
+		case err == nil:
+			scrape = fresh
+		case scrape == nil:
 			return nil, err
 		}
+		// Otherwise the older snapshot is shown, and its age says so.
 	}
 	doc := &Document{
 		Time:       scrape.Snapshot.Time,
+		AgeSeconds: h.opts.Now().Sub(scrape.Snapshot.Time).Seconds(),
 		Snapshot:   scrape.Snapshot,
 		Verdict:    scrape.Verdict,
 		Collectors: map[string]Status{},
@@ -176,16 +196,19 @@ type Row struct {
 }
 
 type page struct {
-	Doc        *Document
-	Columns    []string
-	Rows       []Row
-	Refresh    time.Duration
-	Degraded   bool
-	Components []topology.ComponentVerdict
+	Doc     *Document
+	Columns []string
+	Rows    []Row
+	Refresh time.Duration
+	// MetricsLink is the telemetry path relative to the page, so that it
+	// holds behind a proxy's path prefix too.
+	MetricsLink string
+	Degraded    bool
+	Components  []topology.ComponentVerdict
 }
 
 func newPage(doc *Document, opts Options) page {
-	p := page{Doc: doc, Refresh: opts.Refresh, Degraded: doc.Verdict.Architecture.Degraded(), Components: doc.Verdict.Components}
+	p := page{Doc: doc, Refresh: opts.Refresh, MetricsLink: strings.TrimPrefix(opts.MetricsPath, "/"), Degraded: doc.Verdict.Architecture.Degraded(), Components: doc.Verdict.Components}
 	col := map[string]int{}
 	for _, s := range doc.Sites {
 		col[s.Name] = len(p.Columns)

@@ -66,8 +66,18 @@ func ha6Scrape() *topology.Observation {
 
 func serve(t *testing.T, src Source, rem func() RemediationState, path string) (int, string) {
 	t.Helper()
+	return serveWith(t, Options{Source: src, Remediation: rem, Now: justAfter(src)}, path)
+}
+
+// justAfter is a clock a second after the source's snapshot was taken.
+func justAfter(src Source) func() time.Time {
+	return func() time.Time { return src.(*fixedSource).scrape.Snapshot.Time.Add(time.Second) }
+}
+
+func serveWith(t *testing.T, opts Options, path string) (int, string) {
+	t.Helper()
 	mux := http.NewServeMux()
-	Register(mux, Options{Source: src, Remediation: rem})
+	Register(mux, opts)
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	return rec.Code, rec.Body.String()
@@ -125,10 +135,68 @@ func TestPageShowsMembersAndVerdicts(t *testing.T) {
 			t.Errorf("page lacks %s", want)
 		}
 	}
-	// The second view shows the same scrape: the page never probes on its own.
+	// The second view within the refresh interval shows the same scrape.
 	serve(t, src, nil, "/topology")
 	if src.probes != 1 {
 		t.Errorf("a second view probed again (%d probes)", src.probes)
+	}
+}
+
+// The page says it refreshes every Refresh: a snapshot that old or older is
+// taken anew (through Source.Scrape, which joins a scrape under way), a
+// younger one is shown as it is, and the page says how old it is.
+func TestPageTakesANewSnapshotOnceTheLastIsOlderThanItsRefresh(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		latest     bool
+		age        time.Duration
+		wantProbes int
+	}{
+		{"no snapshot yet", false, 0, 1},
+		{"younger than the refresh", true, 9 * time.Second, 0},
+		{"as old as the refresh", true, 10 * time.Second, 1},
+		{"Prometheus stopped scraping an hour ago", true, time.Hour, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &fixedSource{scrape: ha6Scrape(), latest: tc.latest}
+			now := func() time.Time { return src.scrape.Snapshot.Time.Add(tc.age) }
+			code, body := serveWith(t, Options{Source: src, Refresh: 10 * time.Second, Now: now}, "/topology")
+			if code != http.StatusOK {
+				t.Fatalf("GET /topology = %d\n%s", code, body)
+			}
+			if src.probes != tc.wantProbes {
+				t.Errorf("probed %d times, want %d", src.probes, tc.wantProbes)
+			}
+			if !strings.Contains(body, "reloads every 10 s") {
+				t.Errorf("the page does not say how often it reloads")
+			}
+		})
+	}
+}
+
+func TestPageShowsTheSnapshotAge(t *testing.T) {
+	src := &fixedSource{scrape: ha6Scrape(), latest: true}
+	now := func() time.Time { return src.scrape.Snapshot.Time.Add(7 * time.Second) }
+	_, body := serveWith(t, Options{Source: src, Refresh: 10 * time.Second, Now: now}, "/topology")
+	if !strings.Contains(body, `<span id="age">7 s old</span>`) {
+		t.Errorf("the page does not say the snapshot is 7 s old:\n%s", body)
+	}
+	_, body = serveWith(t, Options{Source: src, Refresh: 10 * time.Second, Now: now}, "/api/v1/topology")
+	var doc Document
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || doc.AgeSeconds != 7 {
+		t.Errorf("age_seconds = %v (%v), want 7", doc.AgeSeconds, err)
+	}
+}
+
+// The page links the metrics where --web.telemetry-path serves them,
+// relative to itself so that a proxy's path prefix holds.
+func TestPageLinksTheTelemetryPath(t *testing.T) {
+	for path, want := range map[string]string{"": `href="metrics"`, "/metrics": `href="metrics"`, "/iap/metrics": `href="iap/metrics"`} {
+		src := &fixedSource{scrape: ha6Scrape(), latest: true}
+		_, body := serveWith(t, Options{Source: src, MetricsPath: path, Now: justAfter(src)}, "/topology")
+		if !strings.Contains(body, want+">metrics</a>") {
+			t.Errorf("--web.telemetry-path=%q: the page lacks %s", path, want)
+		}
 	}
 }
 
