@@ -11,7 +11,7 @@ FUZZTIME  ?= 10000x
 # `make fuzz` tries this many inputs per target (a few minutes each).
 LONGFUZZ  ?= 1000000x
 
-.PHONY: all build static package image test unit stress-test fuzz-short fuzz lint bench demo demo-down demo-iap e2e soak screenshot dashboards clean
+.PHONY: all build static package image chart tools test unit stress-test fuzz-short fuzz lint bench demo demo-down demo-iap e2e soak screenshot dashboards clean
 
 all: lint build test
 
@@ -40,12 +40,29 @@ package: static
 image: static
 	./scripts/image.sh $(STATIC) $(IMAGE)
 
+# The Helm chart (deploy/helm/iap-ha-exporter), linted and packaged into
+# $(CHARTDIR) with the version in VERSION. Helm is built from
+# tools/helm/go.mod: the first build takes minutes.
+HELM      := .build/tools/helm
+CHARTDIR  ?= .build/charts
+
+chart:
+	GO="$(GO)" ./scripts/build-tools.sh helm
+	$(HELM) lint --strict deploy/helm/iap-ha-exporter
+	$(HELM) package --version $(VERSION) --app-version $(VERSION) -d $(CHARTDIR) deploy/helm/iap-ha-exporter
+
+# The tools the tests need that Debian does not package (helm, promtool
+# 3.x), built first and aloud: inside `go test` a first build of minutes
+# would pass in silence.
+tools:
+	GO="$(GO)" ./scripts/build-tools.sh
+
 # Unit and integration tests (the integration tests start the real Redis,
 # Sentinel, RabbitMQ, Prometheus and Alertmanager lab and install it when
 # missing), then a short run of every fuzz target.
 test: unit fuzz-short
 
-unit:
+unit: tools
 	$(GO) test -count=1 -timeout 25m $(PKGS)
 
 # The unit tests (fuzz seeds included) with every core taken by stress-ng,

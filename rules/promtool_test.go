@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/iapha/iap_ha_exporter/fixtures/estate"
 	labpkg "github.com/iapha/iap_ha_exporter/fixtures/lab"
@@ -108,11 +109,16 @@ func buildPromtool3() (string, error) {
 	// never leaves a broken binary under the cached name.
 	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	defer os.Remove(tmp)
+	// go test shows this only with -v or on failure: `make test` builds it
+	// aloud first (scripts/build-tools.sh).
+	fmt.Fprintf(os.Stderr, "building promtool 3.x (prometheus %s, tools/go.mod) into %s: the first build takes minutes …\n", version, bin)
+	start := time.Now()
 	cmd := exec.Command("go", "build", "-o", tmp, "github.com/prometheus/prometheus/cmd/promtool")
 	cmd.Dir = "../tools"
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build in tools/: %v\n%s", err, out)
 	}
+	fmt.Fprintf(os.Stderr, "built promtool 3.x in %s\n", time.Since(start).Round(time.Second))
 	return bin, os.Rename(tmp, bin)
 }
 
