@@ -118,9 +118,10 @@ soak:
 e2e:
 	$(GO) test -count=1 -run 'TestEndToEnd|TestHAModelOnTheLab' ./fixtures/estate/
 
-# The topology page in headless Chromium, saved for the README.
+# The README's picture: the topology page of a running `make demo`, in
+# headless Chromium.
 screenshot:
-	ARTIFACTS_DIR=$(CURDIR)/docs $(GO) test -count=1 -run TestTopologyPageInChromium ./internal/view
+	./scripts/screenshot.sh docs/topology.png
 
 clean:
 	rm -f $(BIN)

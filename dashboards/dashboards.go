@@ -29,6 +29,19 @@ var builders = []func() *dashboard.DashboardBuilder{
 	remediationDashboard,
 }
 
+// MinGrafana is the oldest Grafana the dashboards import into, and
+// MinGrafanaSchema its dashboard schema version. The SDK writes its own
+// latest schema (42 in v0.0.22), which an older Grafana does not migrate
+// and may misread; a newer one migrates 38 up by itself when it loads.
+const (
+	MinGrafana       = "10.0"
+	MinGrafanaSchema = 38
+)
+
+// MinGrafanaPanels are the panel types the dashboards may use: each ships
+// with Grafana since MinGrafana or before.
+var MinGrafanaPanels = []string{"row", "stat", "state-timeline", "table", "timeseries"}
+
 // All builds every dashboard.
 func All() ([]dashboard.Dashboard, error) {
 	out := make([]dashboard.Dashboard, 0, len(builders))
@@ -37,6 +50,7 @@ func All() ([]dashboard.Dashboard, error) {
 		if err != nil {
 			return nil, err
 		}
+		d.SchemaVersion = MinGrafanaSchema
 		numberPanels(&d)
 		out = append(out, d)
 	}

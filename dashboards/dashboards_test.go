@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -212,5 +213,48 @@ func TestProvisioningExample(t *testing.T) {
 	pr := p.Providers[0]
 	if pr.Name == "" || pr.Type != "file" || !filepath.IsAbs(pr.Options.Path) || !uidRE.MatchString(pr.FolderUID) {
 		t.Errorf("want a named file provider with an absolute path and a valid folder uid, got %+v", pr)
+	}
+}
+
+// Every committed dashboard imports into MinGrafana: its schema version is
+// that release's (a newer Grafana migrates it up on load; an older one
+// would not know a later schema), and every panel is of a type that
+// release ships.
+func TestDashboardsStayWithinTheOldestGrafana(t *testing.T) {
+	files, err := filepath.Glob("*.json")
+	if err != nil || len(files) != len(builders) {
+		t.Fatalf("found %d dashboards, want %d: %v", len(files), len(builders), err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			SchemaVersion int `json:"schemaVersion"`
+			Panels        []struct {
+				Type   string `json:"type"`
+				Panels []struct {
+					Type string `json:"type"`
+				} `json:"panels"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if d.SchemaVersion != MinGrafanaSchema {
+			t.Errorf("%s: schemaVersion %d, want %d (Grafana %s)", f, d.SchemaVersion, MinGrafanaSchema, MinGrafana)
+		}
+		for _, p := range d.Panels {
+			types := []string{p.Type}
+			for _, q := range p.Panels {
+				types = append(types, q.Type)
+			}
+			for _, typ := range types {
+				if !slices.Contains(MinGrafanaPanels, typ) {
+					t.Errorf("%s: a %q panel, not among Grafana %s's %v", f, typ, MinGrafana, MinGrafanaPanels)
+				}
+			}
+		}
 	}
 }

@@ -123,7 +123,7 @@ func TestTarball(t *testing.T) {
 		}
 	}
 
-	want := []string{name, "LICENSE", "README.md", "CHANGELOG.md", "CONFIGURATION.md", "mixin.libsonnet",
+	want := []string{name, "LICENSE", "README.md", "CHANGELOG.md", "CONFIGURATION.md", "mixin.libsonnet", "docs/how-it-works.md",
 		"examples/ha0.yml", "examples/ha3.yml", "examples/ha6.yml", "examples/prometheus.yml",
 		"examples/alertmanager.yml", "examples/remediation.yml",
 		"rules/iap_ha.rules.yml", "rules/iap_ha.alerts.yml", "rules/runbook.md",

@@ -18,9 +18,10 @@ echo "package: $out/$name.tar.gz"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 dir=$stage/$name
-mkdir -p "$dir/examples" "$dir/rules/tests" "$dir/dashboards"
+mkdir -p "$dir/examples" "$dir/rules/tests" "$dir/dashboards" "$dir/docs"
 cp "$bin" LICENSE README.md CHANGELOG.md CONFIGURATION.md mixin.libsonnet "$dir/"
 cp examples/*.yml "$dir/examples/"
+cp docs/how-it-works.md "$dir/docs/"
 cp rules/iap_ha.rules.yml rules/iap_ha.alerts.yml rules/runbook.md rules/README.md "$dir/rules/"
 cp rules/tests/*.yml "$dir/rules/tests/"
 cp dashboards/*.json "$dir/dashboards/"
