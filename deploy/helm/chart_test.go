@@ -286,3 +286,25 @@ func TestChartVersion(t *testing.T) {
 		t.Errorf("Chart.yaml version %q appVersion %q, VERSION %q", c.Version, c.AppVersion, want)
 	}
 }
+
+// With dashboards on, Grafana's sidecar gets every committed dashboard, each
+// as it is in dashboards/.
+func TestChartDashboardsAreTheCommittedOnes(t *testing.T) {
+	data, _ := dig(render(t, "dashboards: {enabled: true}\n")["ConfigMap/dashboards"], "data").(map[string]any)
+	files, err := filepath.Glob(filepath.Join("..", "..", "dashboards", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards: %v", err)
+	}
+	if len(data) != len(files) {
+		t.Errorf("the ConfigMap holds %d dashboards, dashboards/ %d", len(data), len(files))
+	}
+	for _, f := range files {
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := data[filepath.Base(f)].(string); strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
+			t.Errorf("%s differs in the ConfigMap", filepath.Base(f))
+		}
+	}
+}
