@@ -31,9 +31,10 @@ var layers = [][]string{
 }
 
 // standalone are production packages outside the exporter's layers: the
-// dashboard generator and the test-only homes of the rules and packaging.
+// dashboard generator and the test-only homes of the rules, packaging and
+// the Helm chart.
 // They may import no layered package.
-var standalone = []string{"dashboards", "dashboards/generate", "rules", "packaging"}
+var standalone = []string{"dashboards", "dashboards/generate", "rules", "packaging", "deploy/helm"}
 
 // pkg is what go list -json says of one package.
 type pkg struct {
