@@ -2,8 +2,10 @@ package topology
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,6 +71,16 @@ type expectation struct {
 	Split       []string          `yaml:"split"`
 	Unknown     []string          `yaml:"unknown"`
 	Devices     map[string]int    `yaml:"devices_without_gateway"`
+	// SPOF is the exact set of members ("component/member") whose loss
+	// alone stops the estate; MemberReason substrings of members' reasons.
+	SPOF         *[]string         `yaml:"spof"`
+	MemberReason map[string]string `yaml:"member_reason"`
+	// BelowClass counts, per component, the members whose loss alone drops
+	// the class below the declared one (exact: a component not named has
+	// none); NoClassVerdict says no member has that verdict.
+	BelowClass     map[string]int    `yaml:"below_class"`
+	NoClassVerdict bool              `yaml:"no_class_verdict"`
+	ClassReason    map[string]string `yaml:"class_reason"`
 }
 
 func (base estateSpec) with(s scenario) estateSpec {
@@ -460,6 +472,7 @@ func check(t *testing.T, cfg *config.Config, v *Verdict, w expectation) {
 			t.Errorf("unknown = %q, want it to say %q", v.Unknown, u)
 		}
 	}
+	checkMembers(t, v, w)
 	if w.Devices != nil {
 		devices := map[string]int{}
 		for _, sv := range v.Sites {
@@ -467,6 +480,50 @@ func check(t *testing.T, cfg *config.Config, v *Verdict, w expectation) {
 		}
 		if !reflect.DeepEqual(devices, w.Devices) {
 			t.Errorf("devices without gateway = %v, want %v", devices, w.Devices)
+		}
+	}
+}
+
+func checkMembers(t *testing.T, v *Verdict, w expectation) {
+	t.Helper()
+	members := map[string]MemberVerdict{}
+	var spof []string
+	below := map[string]int{}
+	for _, mv := range v.Members {
+		key := mv.Component + "/" + mv.Name
+		members[key] = mv
+		if mv.Stops == True {
+			spof = append(spof, key)
+			if mv.Reason == "" {
+				t.Errorf("%s stops the estate without a reason", key)
+			}
+		}
+		if mv.BelowClass == True {
+			below[mv.Component]++
+		}
+		if w.NoClassVerdict && mv.BelowClass != Unknown {
+			t.Errorf("%s has a class verdict %v (%s), want none", key, mv.BelowClass, mv.ClassReason)
+		}
+	}
+	if w.SPOF != nil {
+		want := slices.Clone(*w.SPOF)
+		sort.Strings(spof)
+		sort.Strings(want)
+		if !slices.Equal(spof, want) {
+			t.Errorf("single points of failure = %q, want %q", spof, want)
+		}
+	}
+	for key, want := range w.MemberReason {
+		if mv, ok := members[key]; !ok || !strings.Contains(mv.Reason, want) {
+			t.Errorf("%s reason %q (present %v) does not contain %q", key, mv.Reason, ok, want)
+		}
+	}
+	if w.BelowClass != nil && !maps.Equal(below, w.BelowClass) {
+		t.Errorf("members whose loss drops the class, per component = %v, want %v", below, w.BelowClass)
+	}
+	for key, want := range w.ClassReason {
+		if mv, ok := members[key]; !ok || !strings.Contains(mv.ClassReason, want) {
+			t.Errorf("%s class reason %q (present %v) does not contain %q", key, mv.ClassReason, ok, want)
 		}
 	}
 }

@@ -14,6 +14,9 @@ const (
 	ComponentRedis    = "redis"
 	ComponentRabbitMQ = "rabbitmq"
 	ComponentGateway  = "gateway"
+	// ComponentSentinel is a Redis Sentinel as a member; its group is a
+	// ComponentRedis instance.
+	ComponentSentinel = "sentinel"
 )
 
 // IAPPool names the one IAP instance: every server of the estate together.
@@ -34,6 +37,7 @@ type Verdict struct {
 	Sites        []SiteVerdict       `json:"sites"`
 	Architecture ArchitectureVerdict `json:"architecture"`
 	SplitBrain   []SplitBrain        `json:"split_brain"`
+	Members      []MemberVerdict     `json:"members"`
 	Unknown      []string            `json:"unknown,omitempty"`
 }
 
@@ -147,7 +151,7 @@ func Evaluate(cfg *config.Config, s *Snapshot) *Verdict {
 	}
 	e := estate{cfg: cfg, s: s}
 	for _, site := range cfg.Sites {
-		j := e.siteLoss(site.Name)
+		j := e.without(lossOfSite(site.Name))
 		if j.state == Unknown {
 			v.Unknown = append(v.Unknown, fmt.Sprintf("site loss %s: %s", site.Name, j.reason))
 			continue
@@ -164,6 +168,7 @@ func Evaluate(cfg *config.Config, s *Snapshot) *Verdict {
 	if !v.Architecture.Known() {
 		v.Unknown = append(v.Unknown, "architecture: "+v.Architecture.Reason)
 	}
+	v.Members, v.Unknown = e.singlePoints(v.Architecture, v.Unknown)
 	return v
 }
 

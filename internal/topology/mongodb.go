@@ -77,12 +77,12 @@ func (rs ReplicaSet) Unplaced() []string {
 	return out
 }
 
-// Survives says whether the set keeps an electable primary without site: a
-// majority of the votes among healthy voters elsewhere and an electable
-// member elsewhere. An unplaced member may stand in site: the answer is True
-// only if the set survives without every unplaced member, False only if it
-// fails even with them, and Unknown between.
-func (rs ReplicaSet) Survives(site string) judgement {
+// Survives says whether the set keeps an electable primary without what
+// the loss takes: a majority of the configured votes among healthy voters
+// left and an electable member left. An unplaced member may stand in a lost
+// site: the answer is True only if the set survives without every unplaced
+// member, False only if it fails even with them, and Unknown between.
+func (rs ReplicaSet) Survives(l loss) judgement {
 	if !rs.Up {
 		return unknown("mongodb %s state unknown", rs.Name)
 	}
@@ -90,7 +90,7 @@ func (rs ReplicaSet) Survives(site string) judgement {
 	need := majority(voting)
 	count := func(withUnplaced bool) (votes int, electable bool) {
 		for _, m := range rs.Members {
-			if m.Site == site || (m.Site == "" && !withUnplaced) {
+			if l.takes(ComponentMongoDB, m.Name, m.Site) || (l.mayTake(m.Site) && !withUnplaced) {
 				continue
 			}
 			if m.HealthyVoter() {
@@ -106,12 +106,16 @@ func (rs ReplicaSet) Survives(site string) judgement {
 	}
 	votesAll, electableAll := count(true)
 	switch {
+	case votesAll < need && l.single():
+		return no("%s casts a vote mongodb %s cannot do without: %d of %d votes would be left, a majority needs %d", l, rs.Name, votesAll, voting, need)
 	case votesAll < need:
-		return no("mongodb %s would keep %d of %d votes without %s (needs %d)", rs.Name, votesAll, voting, site, need)
+		return no("mongodb %s would keep %d of %d votes without %s (needs %d)", rs.Name, votesAll, voting, l, need)
+	case !electableAll && l.single():
+		return no("%s is the only electable member of mongodb %s (priority > 0, not hidden, PRIMARY or SECONDARY)", l, rs.Name)
 	case !electableAll:
-		return no("mongodb %s would have no electable member (priority > 0, not hidden, PRIMARY or SECONDARY) without %s", rs.Name, site)
+		return no("mongodb %s would have no electable member (priority > 0, not hidden, PRIMARY or SECONDARY) without %s", rs.Name, l)
 	}
-	return unknown("mongodb %s survives losing %s only if its unplaced members (%s) stand elsewhere", rs.Name, site, strings.Join(rs.Unplaced(), ", "))
+	return unknown("mongodb %s survives losing %s only if its unplaced members (%s) stand elsewhere", rs.Name, l, strings.Join(rs.Unplaced(), ", "))
 }
 
 // voterSites are the sites holding a voting member; unplaced members count

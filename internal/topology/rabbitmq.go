@@ -87,21 +87,28 @@ func (c RabbitCluster) Split() SplitBrain {
 	return sb
 }
 
-// Survives says whether the cluster keeps enough running nodes without site.
-func (c RabbitCluster) Survives(site string) judgement {
+// Survives says whether the cluster keeps enough running nodes without what
+// the loss takes.
+func (c RabbitCluster) Survives(l loss) judgement {
 	if !c.Up {
 		return unknown("rabbitmq %s state unknown", c.Name)
 	}
 	left := 0
 	for _, n := range c.Nodes {
-		if n.Running && n.Site != site {
+		if n.Running && !l.takes(ComponentRabbitMQ, n.Name, n.Site) {
 			left++
 		}
 	}
-	if need := c.nodesNeeded(); left < need {
-		return no("rabbitmq %s would keep %d of %d nodes without %s (needs %d under %s)", c.Name, left, len(c.Nodes), site, need, c.partitionHandling())
+	need := c.nodesNeeded()
+	switch {
+	case left >= need:
+		return yes("")
+	case l.single() && need == 1:
+		return no("%s is the last running node of rabbitmq %s", l, c.Name)
+	case l.single():
+		return no("%s is one of the %d running nodes rabbitmq %s needs under %s: %d of %d would be left", l, need, c.Name, c.partitionHandling(), left, len(c.Nodes))
 	}
-	return yes("")
+	return no("rabbitmq %s would keep %d of %d nodes without %s (needs %d under %s)", c.Name, left, len(c.Nodes), l, need, c.partitionHandling())
 }
 
 // redundant says whether the cluster is a cluster (HA-3): three running nodes.

@@ -144,24 +144,27 @@ func (g SentinelGroup) Split() SplitBrain {
 }
 
 // Survives says whether the group keeps a Sentinel majority and a master
-// without site: its master elsewhere, or a replica elsewhere that the
+// without what the loss takes: its master left, or a replica left that the
 // Sentinels left could promote.
-func (g SentinelGroup) Survives(site string) judgement {
+func (g SentinelGroup) Survives(l loss) judgement {
 	if !g.Known() {
 		return unknown("redis %s state unknown", g.Name)
 	}
 	left := 0
 	for _, s := range g.Sentinels {
-		if s.Up && s.Site != site {
+		if s.Up && !l.takes(ComponentSentinel, s.Address, s.Site) {
 			left++
 		}
 	}
 	if need := g.SentinelsNeeded(); left < need {
-		return no("redis %s would keep %d Sentinels without %s (needs %d)", g.Name, left, site, need)
+		if l.single() {
+			return no("%s is the last Sentinel that makes a majority of redis %s: %d would be left, a failover needs %d", l, g.Name, left, need)
+		}
+		return no("redis %s would keep %d Sentinels without %s (needs %d)", g.Name, left, l, need)
 	}
 	promotable := false
 	for _, n := range g.Nodes {
-		if n.Site == site {
+		if l.takes(ComponentRedis, n.Address, n.Site) {
 			continue
 		}
 		if n.Up && n.Role == RedisMaster {
@@ -170,10 +173,14 @@ func (g SentinelGroup) Survives(site string) judgement {
 		promotable = promotable || promotableReplica(n)
 	}
 	switch {
+	case !promotable && l.single():
+		return no("%s is the master of redis %s and no replica is left that Sentinel would promote", l, g.Name)
 	case !promotable:
-		return no("redis %s would have no master or promotable replica without %s", g.Name, site)
+		return no("redis %s would have no master or promotable replica without %s", g.Name, l)
+	case !g.QuorumOK() && l.single():
+		return no("%s is the master of redis %s, and its Sentinels cannot authorise a failover: %s", l, g.Name, g.quorumProblem())
 	case !g.QuorumOK():
-		return no("redis %s would need a failover without %s, and its Sentinels cannot authorise one: %s", g.Name, site, g.quorumProblem())
+		return no("redis %s would need a failover without %s, and its Sentinels cannot authorise one: %s", g.Name, l, g.quorumProblem())
 	}
 	return yes("")
 }

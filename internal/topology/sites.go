@@ -36,10 +36,47 @@ func (e estate) rabbit(name string) (RabbitCluster, bool) {
 // configured set the probe did not report is unknown, not absent.
 func (e estate) mongoUnread() bool { return len(e.cfg.MongoDB) > 0 && e.s.MongoDB == nil }
 
-// siteLoss removes every member located in site and asks whether some IAP
-// server left can still work tasks with everything it depends on: True as
-// soon as one can, False when every one is known not to, Unknown otherwise.
-func (e estate) siteLoss(site string) judgement {
+// A loss is what the model takes away before it judges the estate again:
+// every member standing in one site, or one member (members.go). Site loss
+// and single points of failure are the same question asked of different
+// losses.
+type loss struct {
+	site   string
+	member Member
+}
+
+func lossOfSite(site string) loss { return loss{site: site} }
+
+func lossOf(m Member) loss { return loss{member: m} }
+
+// takes reports whether the loss takes the member of component named name
+// that stands in site. A site's loss never takes an unplaced member (site
+// ""); mayTake says it may.
+func (l loss) takes(component, name, site string) bool {
+	if l.member.Name != "" {
+		return l.member.Component == component && l.member.Name == name
+	}
+	return site != "" && site == l.site
+}
+
+// mayTake reports whether a member standing in site may be taken without
+// the model knowing: an unplaced member under a site's loss.
+func (l loss) mayTake(site string) bool { return l.member.Name == "" && l.site != "" && site == "" }
+
+// single reports whether the loss is one member's.
+func (l loss) single() bool { return l.member.Name != "" }
+
+func (l loss) String() string {
+	if l.single() {
+		return l.member.Name
+	}
+	return l.site
+}
+
+// without takes the loss away and asks whether some IAP server left can
+// still work tasks with everything it depends on: True as soon as one can,
+// False when every one is known not to, Unknown otherwise.
+func (e estate) without(l loss) judgement {
 	switch {
 	case e.s.IAP == nil:
 		return unknown("the IAP servers were not probed")
@@ -48,7 +85,7 @@ func (e estate) siteLoss(site string) judgement {
 	}
 	var reasons, unsure []string
 	for _, srv := range e.s.IAP {
-		if srv.Site == site {
+		if l.takes(ComponentIAP, srv.Name, srv.Site) {
 			continue
 		}
 		switch srv.WorkState() {
@@ -58,10 +95,10 @@ func (e estate) siteLoss(site string) judgement {
 			unsure = append(unsure, srv.Name+": whether it can work tasks is unknown")
 			continue
 		}
-		j := e.dependenciesSurvive(srv, site)
+		j := e.dependenciesSurvive(srv, l)
 		switch j.state {
 		case True:
-			return yes("%s can work tasks without %s", srv.Name, site)
+			return yes("%s can work tasks without %s", srv.Name, l)
 		case Unknown:
 			unsure = append(unsure, srv.Name+": "+j.reason)
 		default:
@@ -72,14 +109,17 @@ func (e estate) siteLoss(site string) judgement {
 		return unknown("%s", strings.Join(unsure, "; "))
 	}
 	if len(reasons) == 0 {
-		return no("no IAP server outside %s can work tasks", site)
+		if l.single() {
+			return no("%s is the only IAP server able to work tasks", l)
+		}
+		return no("no IAP server outside %s can work tasks", l)
 	}
 	return no("%s", strings.Join(reasons, "; "))
 }
 
 // dependenciesSurvive judges whether srv's replica sets, Sentinel group and
-// RabbitMQ cluster survive the loss of site.
-func (e estate) dependenciesSurvive(srv IAPServer, site string) judgement {
+// RabbitMQ cluster survive the loss.
+func (e estate) dependenciesSurvive(srv IAPServer, l loss) judgement {
 	j := yes("")
 	worse := func(k judgement) {
 		if k.state == False || (k.state == Unknown && j.state == True) {
@@ -87,15 +127,15 @@ func (e estate) dependenciesSurvive(srv IAPServer, site string) judgement {
 		}
 	}
 	for _, rs := range e.s.MongoDB {
-		worse(rs.Survives(site))
+		worse(rs.Survives(l))
 	}
 	if srv.Redis != "" {
 		g, _ := e.redis(srv.Redis)
-		worse(g.Survives(site))
+		worse(g.Survives(l))
 	}
 	if srv.RabbitMQ != "" {
 		c, _ := e.rabbit(srv.RabbitMQ)
-		worse(c.Survives(site))
+		worse(c.Survives(l))
 	}
 	return j
 }

@@ -81,6 +81,17 @@ func (t Tristate) And(u Tristate) Tristate {
 	return True
 }
 
+// Not is the three-valued negation: Unknown stays Unknown.
+func (t Tristate) Not() Tristate {
+	switch t {
+	case True:
+		return False
+	case False:
+		return True
+	}
+	return Unknown
+}
+
 // TristateOf turns a bool into a known Tristate.
 func TristateOf(b bool) Tristate {
 	if b {
