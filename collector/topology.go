@@ -21,6 +21,7 @@ func init() {
 type topologyCollector struct {
 	tolerated, siteSurvivable, devicesWithoutGateway *prometheus.Desc
 	archInfo, archDegraded, splitBrain               *prometheus.Desc
+	singlePoint, lossDegrades                        *prometheus.Desc
 }
 
 func newTopologyCollector(*config.Config, *slog.Logger) (Collector, error) {
@@ -44,11 +45,17 @@ func newTopologyCollector(*config.Config, *slog.Logger) (Collector, error) {
 		splitBrain: prometheus.NewDesc(fq("split_brain"),
 			"1 when the HA model sees two heads in this component instance.",
 			[]string{"component", "name"}, nil),
+		singlePoint: prometheus.NewDesc(fq("member_single_point_of_failure"),
+			"1 if losing this member alone would leave no IAP server able to work tasks with all it depends on; absent while unknown or while the estate cannot work tasks.",
+			[]string{"component", "member", "site"}, nil),
+		lossDegrades: prometheus.NewDesc(fq("member_loss_degrades_architecture"),
+			"1 if losing this member alone would leave the observed architecture class below the declared one; absent without a declared class met now.",
+			[]string{"component", "member", "site"}, nil),
 	}, nil
 }
 
 func (c *topologyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tolerated, c.siteSurvivable, c.devicesWithoutGateway, c.archInfo, c.archDegraded, c.splitBrain} {
+	for _, d := range []*prometheus.Desc{c.tolerated, c.siteSurvivable, c.devicesWithoutGateway, c.archInfo, c.archDegraded, c.splitBrain, c.singlePoint, c.lossDegrades} {
 		ch <- d
 	}
 }
@@ -73,5 +80,13 @@ func (c *topologyCollector) Update(o *topology.Observation, ch chan<- prometheus
 	}
 	for _, sb := range v.SplitBrain {
 		ch <- prometheus.MustNewConstMetric(c.splitBrain, prometheus.GaugeValue, boolValue(sb.Active), sb.Component, sb.Name)
+	}
+	for _, mv := range v.Members {
+		if mv.Stops != topology.Unknown {
+			ch <- prometheus.MustNewConstMetric(c.singlePoint, prometheus.GaugeValue, boolValue(mv.Stops == topology.True), mv.Component, mv.Name, mv.Site)
+		}
+		if mv.BelowClass != topology.Unknown {
+			ch <- prometheus.MustNewConstMetric(c.lossDegrades, prometheus.GaugeValue, boolValue(mv.BelowClass == topology.True), mv.Component, mv.Name, mv.Site)
+		}
 	}
 }

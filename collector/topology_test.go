@@ -25,6 +25,8 @@ func TestTopologyCollector(t *testing.T) {
 		Gateways: []topology.Gateway{{Name: "g", Site: "dc2", Up: true, Devices: map[string]int{"devices": 42}}},
 	}
 	// Losing dc1 takes MongoDB's only member; losing dc2 leaves server a.
+	// That member alone is a single point of failure; the class is below
+	// the declared one already, so no member's loss can drop it there.
 	scrape := &topology.Observation{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
 	c, err := newTopologyCollector(cfg, promslog.NewNopLogger())
 	if err != nil {
@@ -43,6 +45,12 @@ iap_ha_architecture_info{expected="HA-3",observed="HA-0"} 1
 iap_ha_component_failures_tolerated{component="gateway",name="g"} 0
 iap_ha_component_failures_tolerated{component="iap",name="servers"} 1
 iap_ha_component_failures_tolerated{component="mongodb",name="rs0"} 0
+# HELP iap_ha_member_single_point_of_failure 1 if losing this member alone would leave no IAP server able to work tasks with all it depends on; absent while unknown or while the estate cannot work tasks.
+# TYPE iap_ha_member_single_point_of_failure gauge
+iap_ha_member_single_point_of_failure{component="gateway",member="g",site="dc2"} 0
+iap_ha_member_single_point_of_failure{component="iap",member="a",site="dc1"} 0
+iap_ha_member_single_point_of_failure{component="iap",member="b",site="dc2"} 0
+iap_ha_member_single_point_of_failure{component="mongodb",member="m1:27017",site="dc1"} 1
 # HELP iap_ha_site_loss_devices_without_gateway Devices whose Automation Gateway stands in this site and would be lost with it.
 # TYPE iap_ha_site_loss_devices_without_gateway gauge
 iap_ha_site_loss_devices_without_gateway{site="dc1"} 0
@@ -59,7 +67,8 @@ iap_ha_split_brain{component="mongodb",name="rs0"} 0
 	scrape.Results = map[string]topology.ProbeResult{"topology": {}}
 	if err := testutil.CollectAndCompare(s.Metrics(scrape), strings.NewReader(want),
 		"iap_ha_architecture_degraded", "iap_ha_architecture_info", "iap_ha_component_failures_tolerated",
-		"iap_ha_site_loss_devices_without_gateway", "iap_ha_site_loss_survivable", "iap_ha_split_brain"); err != nil {
+		"iap_ha_site_loss_devices_without_gateway", "iap_ha_site_loss_survivable", "iap_ha_split_brain",
+		"iap_ha_member_single_point_of_failure", "iap_ha_member_loss_degrades_architecture"); err != nil {
 		t.Error(err)
 	}
 	if problems, err := testutil.CollectAndLint(s.Metrics(scrape)); err != nil || len(problems) > 0 {
@@ -83,7 +92,49 @@ func TestTopologyCollectorUnknownIsNoSample(t *testing.T) {
 	scrape.Results = map[string]topology.ProbeResult{"topology": {}}
 	if err := testutil.CollectAndCompare(s.Metrics(scrape), strings.NewReader(""),
 		"iap_ha_architecture_degraded", "iap_ha_architecture_info", "iap_ha_component_failures_tolerated",
-		"iap_ha_site_loss_survivable"); err != nil {
+		"iap_ha_site_loss_survivable", "iap_ha_member_single_point_of_failure", "iap_ha_member_loss_degrades_architecture"); err != nil {
+		t.Error(err)
+	}
+}
+
+// An estate of its declared class has a class verdict per member: an HA-0
+// all-in-one cannot fall below HA-0, so every one is 0, while its single
+// MongoDB member, Sentinel and server each stop it.
+func TestTopologyCollectorMemberLoss(t *testing.T) {
+	cfg := &config.Config{Architecture: config.ArchHA0, Sites: []config.Site{{Name: "local"}},
+		MongoDB: []config.ReplicaSet{{Name: "rs0"}}, Redis: []config.SentinelGroup{{Name: "local"}}}
+	snap := &topology.Snapshot{
+		IAP: []topology.IAPServer{{Name: "a", Site: "local", DeclaredRole: "active", Up: true, TaskWorker: topology.True, Redis: "local"}},
+		MongoDB: []topology.ReplicaSet{{Name: "rs0", Up: true, Primaries: 1, Members: []topology.MongoMember{
+			{Name: "m1:27017", Site: "local", State: topology.MongoPrimary, Healthy: true, Votes: 1, Priority: 1},
+		}}},
+		Redis: []topology.SentinelGroup{{Name: "local", Quorum: 1,
+			Sentinels: []topology.SentinelView{{Address: "s1:26379", Site: "local", Up: true, KnownSentinels: 1, CKQuorumOK: true}},
+			Nodes:     []topology.RedisNode{{Address: "r1:6379", Site: "local", Up: true, Role: topology.RedisMaster}}}},
+	}
+	scrape := &topology.Observation{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
+	c, err := newTopologyCollector(cfg, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newScraperWith(cfg, promslog.NewNopLogger(), map[string]Collector{"topology": c})
+	scrape.Results = map[string]topology.ProbeResult{"topology": {}}
+	want := `
+# HELP iap_ha_member_loss_degrades_architecture 1 if losing this member alone would leave the observed architecture class below the declared one; absent without a declared class met now.
+# TYPE iap_ha_member_loss_degrades_architecture gauge
+iap_ha_member_loss_degrades_architecture{component="iap",member="a",site="local"} 0
+iap_ha_member_loss_degrades_architecture{component="mongodb",member="m1:27017",site="local"} 0
+iap_ha_member_loss_degrades_architecture{component="redis",member="r1:6379",site="local"} 0
+iap_ha_member_loss_degrades_architecture{component="sentinel",member="s1:26379",site="local"} 0
+# HELP iap_ha_member_single_point_of_failure 1 if losing this member alone would leave no IAP server able to work tasks with all it depends on; absent while unknown or while the estate cannot work tasks.
+# TYPE iap_ha_member_single_point_of_failure gauge
+iap_ha_member_single_point_of_failure{component="iap",member="a",site="local"} 1
+iap_ha_member_single_point_of_failure{component="mongodb",member="m1:27017",site="local"} 1
+iap_ha_member_single_point_of_failure{component="redis",member="r1:6379",site="local"} 1
+iap_ha_member_single_point_of_failure{component="sentinel",member="s1:26379",site="local"} 1
+`
+	if err := testutil.CollectAndCompare(s.Metrics(scrape), strings.NewReader(want),
+		"iap_ha_member_single_point_of_failure", "iap_ha_member_loss_degrades_architecture"); err != nil {
 		t.Error(err)
 	}
 }

@@ -218,3 +218,38 @@ func TestBinaryIAPVerdicts(t *testing.T) {
 	scrapeUntil(t, e, []string{`iap_ha_iap_servers{site="local",state="unknown"} 2`},
 		[]string{`iap_ha_component_failures_tolerated{component="iap"`})
 }
+
+// Single points of failure (issue 27) from the binary: in a PSA set whose
+// secondary has priority 0 the primary is the only electable member, so its
+// loss alone stops the estate; the secondary's or the arbiter's leaves two
+// of three votes and the primary. Neither of two working IAP servers is
+// one. No class is declared, so no member's loss can fall below it.
+func TestBinarySinglePointsOfFailure(t *testing.T) {
+	mongo := startMongoSim(t, "psa-secondary-priority0")
+	iap := startIAPSim(t, iapsim.Topology{
+		Users:   map[string]string{"monitor": "pw"},
+		Servers: []iapsim.ServerSpec{{Name: "iap-1", Cluster: "dc1"}, {Name: "iap-2", Cluster: "dc1"}},
+	})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "pw"), "pw")
+	file := filepath.Join(dir, "exporter.yml")
+	writeFile(t, file, fmt.Sprintf(`sites: [{name: dc1, role: active}]
+iap:
+  auth: {username: monitor, password_file: pw}
+  servers:
+    - {name: iap-1, url: %q, site: dc1}
+    - {name: iap-2, url: %q, site: dc1}
+mongodb:
+  - {name: rs0, uri: %q}
+`, iap.Server("iap-1").URL(), iap.Server("iap-2").URL(), mongo.URI()))
+	e := startExporter(t, "--config.file", file, "--no-collector.sentinel", "--no-collector.rabbitmq")
+	addrs := mongo.Addrs()
+	spof := `iap_ha_member_single_point_of_failure{component="%s",member="%s",site="dc1"} %d`
+	scrapeUntil(t, e, []string{
+		fmt.Sprintf(spof, "mongodb", addrs[0], 1),
+		fmt.Sprintf(spof, "mongodb", addrs[1], 0),
+		fmt.Sprintf(spof, "mongodb", addrs[2], 0),
+		fmt.Sprintf(spof, "iap", "iap-1", 0),
+		fmt.Sprintf(spof, "iap", "iap-2", 0),
+	}, []string{"iap_ha_member_loss_degrades_architecture{"})
+}
