@@ -61,8 +61,8 @@ func firstLine(b []byte) string {
 // TestAlertmanagerInhibition loads the inhibit rules of
 // examples/alertmanager.yml into a real Alertmanager, posts a site's worth of
 // alerts and reads back which ones it suppresses: a site down silences its
-// members and a member down its own lag, never the remediation alert nor
-// anything elsewhere.
+// members and a member down its own lag and its own single-point warning,
+// never the remediation alert nor anything elsewhere.
 func TestAlertmanagerInhibition(t *testing.T) {
 	b, err := os.ReadFile(alertmanagerConfig)
 	if err != nil {
@@ -97,6 +97,15 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		"IAPMongoMemberUnhealthy/m1":              false,
 		"IAPMongoReplicationLagHigh/m1":           true,
 		"IAPMongoReplicationLagHigh/m2":           false,
+		// A single point of failure whose own down alert fires is dealt
+		// with there (issue 27); one whose alert does not fire pages.
+		"IAPSinglePointOfFailure/m1":        true,
+		"IAPSinglePointOfFailure/m3":        false,
+		"IAPSinglePointOfFailure/iap-dc1-1": true,
+		"IAPSinglePointOfFailure/iap-dc1-2": false,
+		"IAPRabbitmqNodeDown/rabbit@a":      false,
+		"IAPSinglePointOfFailure/rabbit@a":  true,
+		"IAPSinglePointOfFailure/rabbit@b":  false,
 	}
 	alerts := []map[string]string{
 		alert("alertname", "IAPSiteDown", "severity", "critical", "site", "dc2", "key", "dc2"),
@@ -108,6 +117,13 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		alert("alertname", "IAPMongoMemberUnhealthy", "severity", "warning", "set", "rs0", "member", "m1", "site", "dc1", "key", "m1"),
 		alert("alertname", "IAPMongoReplicationLagHigh", "severity", "warning", "set", "rs0", "member", "m1", "site", "dc1", "key", "m1"),
 		alert("alertname", "IAPMongoReplicationLagHigh", "severity", "warning", "set", "rs0", "member", "m2", "site", "dc3", "key", "m2"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "mongodb", "member", "m1", "site", "dc1", "key", "m1"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "mongodb", "member", "m3", "site", "dc1", "key", "m3"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "iap", "member", "iap-dc1-1", "server", "iap-dc1-1", "site", "dc1", "key", "iap-dc1-1"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "iap", "member", "iap-dc1-2", "server", "iap-dc1-2", "site", "dc1", "key", "iap-dc1-2"),
+		alert("alertname", "IAPRabbitmqNodeDown", "severity", "warning", "cluster", "dc1", "node", "rabbit@a", "key", "rabbit@a"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "rabbitmq", "member", "rabbit@a", "node", "rabbit@a", "site", "dc1", "key", "rabbit@a"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "rabbitmq", "member", "rabbit@b", "node", "rabbit@b", "site", "dc1", "key", "rabbit@b"),
 	}
 	var posted []map[string]any
 	for _, a := range alerts {

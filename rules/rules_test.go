@@ -110,7 +110,8 @@ func registeredMetrics(t *testing.T) map[string][]string {
 // catalogue is the alert catalogue of the design: the names are a contract
 // that Alertmanager routes, dashboards and the remediation receiver rely on.
 // Added since: IAPServerAPIDown, IAPTaskWorkerConfigMismatch,
-// IAPMongoStatusUnreadable, IAPMongoFrequentElections, IAPRedisMultipleMasters.
+// IAPMongoStatusUnreadable, IAPMongoFrequentElections, IAPRedisMultipleMasters,
+// IAPSinglePointOfFailure.
 var catalogue = []string{
 	"IAPServerDown", "IAPNoActiveServer", "IAPServerAPIDown", "IAPActiveServerDownStandbyAvailable",
 	"IAPStandbyNotReady", "IAPStandbyWorkingTasks", "IAPTaskWorkerConfigMismatch", "IAPDependencyDown", "IAPAdapterDown", "IAPApplicationDown",
@@ -118,7 +119,7 @@ var catalogue = []string{
 	"IAPRedisSentinelQuorumLost", "IAPRedisSentinelsDisagree", "IAPRedisNoMaster", "IAPRedisMultipleMasters", "IAPRedisReplicaDown", "IAPRedisNoFailureTolerance",
 	"IAPRabbitmqNodeDown", "IAPRabbitmqPartition", "IAPRabbitmqAlarm", "IAPRabbitmqUnsynchronisedMirrors", "IAPRabbitmqQuorumQueueAtRisk", "IAPRabbitmqFederationLinkDown",
 	"IAPGatewayDown", "IAPGatewayNearCapacity", "IAPGatewayAdapterDisagrees",
-	"IAPHAArchitectureDegraded", "IAPSiteLossNotSurvivable", "IAPHAExporterCollectorFailing", "IAPRemediationFailed", "IAPRemediationBlocked",
+	"IAPHAArchitectureDegraded", "IAPSiteLossNotSurvivable", "IAPSinglePointOfFailure", "IAPHAExporterCollectorFailing", "IAPRemediationFailed", "IAPRemediationBlocked",
 	"IAPHAExporterDown", "IAPHAWatchdog",
 }
 
