@@ -84,6 +84,7 @@ func (e estate) without(l loss) judgement {
 		return unknown("the MongoDB replica sets were not probed")
 	}
 	var reasons, unsure []string
+	shared := map[string]bool{} // the servers' reasons, without their names
 	for _, srv := range e.s.IAP {
 		if l.takes(ComponentIAP, srv.Name, srv.Site) {
 			continue
@@ -103,6 +104,7 @@ func (e estate) without(l loss) judgement {
 			unsure = append(unsure, srv.Name+": "+j.reason)
 		default:
 			reasons = append(reasons, srv.Name+": "+j.reason)
+			shared[j.reason] = true
 		}
 	}
 	if len(unsure) > 0 {
@@ -113,6 +115,10 @@ func (e estate) without(l loss) judgement {
 			return no("%s is the only IAP server able to work tasks", l)
 		}
 		return no("no IAP server outside %s can work tasks", l)
+	}
+	// One member breaking what every server depends on is said once.
+	if l.single() && len(shared) == 1 {
+		return no("%s", sortedKeys(shared)[0])
 	}
 	return no("%s", strings.Join(reasons, "; "))
 }

@@ -187,6 +187,12 @@ type Box struct {
 	State     string // what the member is: active, primary, replica, down, …
 	Class     string
 	Detail    string
+	// SinglePoint: losing this member alone would stop the estate;
+	// BelowClass: it would leave the class below the declared one. Why says
+	// what would break.
+	SinglePoint bool
+	BelowClass  bool
+	Why         string
 }
 
 // Row is one component across every site.
@@ -205,10 +211,21 @@ type page struct {
 	MetricsLink string
 	Degraded    bool
 	Components  []topology.ComponentVerdict
+	// SinglePoints are the members whose loss alone stops the estate;
+	// BelowClass those whose loss alone drops the declared class.
+	SinglePoints, BelowClass []topology.MemberVerdict
 }
 
 func newPage(doc *Document, opts Options) page {
-	p := page{Doc: doc, Refresh: opts.Refresh, MetricsLink: strings.TrimPrefix(opts.MetricsPath, "/"), Degraded: doc.Verdict.Architecture.Degraded(), Components: doc.Verdict.Components}
+	p := page{Doc: doc, Refresh: opts.Refresh, MetricsLink: strings.TrimPrefix(opts.MetricsPath, "/"), Degraded: doc.Verdict.Architecture.Degraded(), Components: doc.Verdict.Components,
+		SinglePoints: doc.Verdict.SinglePoints()}
+	members := map[string]topology.MemberVerdict{}
+	for _, mv := range doc.Verdict.Members {
+		members[mv.Component+"/"+mv.Name] = mv
+		if mv.BelowClass == topology.True {
+			p.BelowClass = append(p.BelowClass, mv)
+		}
+	}
 	col := map[string]int{}
 	for _, s := range doc.Sites {
 		col[s.Name] = len(p.Columns)
@@ -231,6 +248,15 @@ func newPage(doc *Document, opts Options) page {
 		}
 		for len(p.Rows[i].Cells) < len(p.Columns) {
 			p.Rows[i].Cells = append(p.Rows[i].Cells, nil)
+		}
+		if mv, ok := members[b.Component+"/"+b.Name]; ok {
+			b.SinglePoint, b.BelowClass = mv.Stops == topology.True, mv.BelowClass == topology.True
+			switch {
+			case b.SinglePoint:
+				b.Why = "single point of failure: " + mv.Reason
+			case b.BelowClass:
+				b.Why = "its loss alone leaves the estate " + mv.ClassReason
+			}
 		}
 		c := col[siteOf(b)]
 		p.Rows[i].Cells[c] = append(p.Rows[i].Cells[c], b.Box)

@@ -217,3 +217,34 @@ func TestAPIServesSnapshotAndVerdict(t *testing.T) {
 		t.Errorf("the JSON mentions a secret field:\n%s", body)
 	}
 }
+
+// Issue 27: with the dc2 secondary at priority 0 the primary is the set's
+// only electable member, so its box is marked and the card names what
+// would break; the arbiter's loss leaves 2 of 3 votes and the primary, so
+// it is not marked.
+func TestPageMarksSinglePointsOfFailure(t *testing.T) {
+	sc := ha6Scrape()
+	sc.Snapshot.MongoDB[0].Members[1].Priority = 0
+	sc.Verdict = topology.Evaluate(sc.Config, sc.Snapshot)
+	code, body := serve(t, &fixedSource{scrape: sc, latest: true}, nil, "/topology")
+	if code != http.StatusOK {
+		t.Fatalf("GET /topology = %d\n%s", code, body)
+	}
+	for _, want := range []string{
+		`class="box head spof" data-component="mongodb" data-name="m1:27017" data-state="primary" data-class="head" data-spof="true"`,
+		`single point of failure: m1:27017 is the only electable member of mongodb rs0`,
+		`<tr data-component="mongodb" data-name="m1:27017"><td>mongodb m1:27017</td>`,
+		`<div class="mark">single point of failure</div>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if strings.Contains(body, `data-name="m3:27017" data-state="arbiter" data-class="follower" data-spof`) {
+		t.Error("the arbiter is marked a single point of failure; without it 2 of 3 votes and the primary are left")
+	}
+	_, healthy := serve(t, &fixedSource{scrape: ha6Scrape(), latest: true}, nil, "/topology")
+	if strings.Contains(healthy, `data-spof="true"`) || !strings.Contains(healthy, "none: no member's loss alone stops the estate") {
+		t.Error("with a second electable member the page still marks a single point of failure")
+	}
+}
