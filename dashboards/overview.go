@@ -13,7 +13,7 @@ func overviewDashboard() *dashboard.DashboardBuilder {
 		site = `job="$job", site=~"$site"`
 	)
 	return newDashboard("iap-ha-overview", "IAP HA / Overview",
-		"Is the HA design of the IAP estate holding, and what would the next failure take down: architecture observed against declared, failures each component still survives, which site losses are survivable, IAP servers by state, split brain and firing alerts.").
+		"Is the HA design of the IAP estate holding, and what would the next failure take down: architecture observed against declared, failures each component still survives, which site losses are survivable, which members are single points of failure, IAP servers by state, split brain and firing alerts.").
 		WithVariable(jobVariable("iap_ha_architecture_info")).
 		WithVariable(labelVariable("site", "Site", `iap_ha_site_loss_survivable{`+job+`}`, true)).
 		WithRow(row("Architecture")).
@@ -73,6 +73,18 @@ func overviewDashboard() *dashboard.DashboardBuilder {
 			query(`max by (site) (iap_ha_site_loss_devices_without_gateway{`+site+`})`, "{{site}}")).
 			Thresholds(thresholds("green", step{1, "orange"})).
 			NoValue("No gateways").
+			Span(12)).
+		WithPanel(namesPanel("Single points of failure",
+			"Members whose loss alone would leave no IAP server able to work tasks with what it depends on: the site-loss question asked of each member (alert IAPSinglePointOfFailure on estates declared HA-3 or HA-6). The topology page says what would break. Empty when none is, or while the estate cannot work tasks at all.",
+			query(`iap_ha_member_single_point_of_failure{`+site+`} == 1`, "{{component}} {{member}} ({{site}})")).
+			ColorScheme(fixedColor("red")).
+			NoValue("None").
+			Span(12)).
+		WithPanel(namesPanel("Losses that drop the declared class",
+			"Members whose loss alone would leave the observed architecture below the declared one, after MongoDB's election or Sentinel's failover. Empty without a declared class, or while the estate is below it already.",
+			query(`iap_ha_member_loss_degrades_architecture{`+site+`} == 1`, "{{component}} {{member}} ({{site}})")).
+			ColorScheme(fixedColor("orange")).
+			NoValue("None").
 			Span(12)).
 		WithPanel(timeseriesPanel("Failures tolerated over time",
 			"The same verdict over time: drops show when redundancy was lost and for how long.",
