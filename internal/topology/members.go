@@ -69,8 +69,16 @@ func (e estate) singlePoints(arch ArchitectureVerdict, unknowns []string) ([]Mem
 	}
 	classNow := arch.Known() && !arch.Degraded() && arch.Expected != ArchNone
 	var out []MemberVerdict
+	seen := map[Member]bool{}
 	for _, kind := range memberKinds {
 		for _, m := range kind.members(e.s) {
+			// One Sentinel may watch several groups: it is one member, and
+			// its loss takes it from every group (lossOf matches by name).
+			key := Member{Component: m.Component, Name: m.Name}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
 			mv := MemberVerdict{Member: m}
 			j := e.without(lossOf(m))
 			mv.Stops = j.state.Not()
@@ -220,12 +228,10 @@ func sentinelMembers(s *Snapshot) []Member {
 	return out
 }
 
+// failSentinel fails the Sentinel in every group it watches.
 func failSentinel(s Snapshot, m Member) Snapshot {
 	s.Redis = slices.Clone(s.Redis)
 	for i, g := range s.Redis {
-		if g.Name != m.Group {
-			continue
-		}
 		g.Sentinels = slices.Clone(g.Sentinels)
 		for k := range g.Sentinels {
 			if g.Sentinels[k].Address == m.Name {

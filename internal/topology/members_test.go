@@ -101,3 +101,46 @@ func BenchmarkEvaluate50Members(b *testing.B) {
 		Evaluate(cfg, s)
 	}
 }
+
+// Sentinels commonly watch more than one master. A Sentinel shared by two
+// groups is one member with one verdict (two would be one series twice on
+// /metrics), and losing it takes it from both groups.
+func TestSharedSentinelIsOneMember(t *testing.T) {
+	cfg, s := fiftyMembers()
+	shared := s.Redis[0].Sentinels
+	for i := range s.Redis[1].Sentinels {
+		s.Redis[1].Sentinels[i].Address, s.Redis[1].Sentinels[i].Site = shared[i].Address, shared[i].Site
+	}
+	v := Evaluate(cfg, s)
+	seen := map[string]int{}
+	for _, mv := range v.Members {
+		seen[mv.Component+"/"+mv.Name]++
+	}
+	for k, n := range seen {
+		if n > 1 {
+			t.Errorf("%s has %d verdicts, want one", k, n)
+		}
+	}
+	if len(v.Members) != 45 {
+		t.Errorf("%d member verdicts, want 45: five of the 50 Sentinels are the same five", len(v.Members))
+	}
+	// With two of five shared Sentinels down, three are left: the majority
+	// of 5. Losing a third takes it from both groups, so the dc2 standbys,
+	// whose group would otherwise keep its majority, are short too.
+	for i := range 2 {
+		s.Redis[0].Sentinels[i].Up, s.Redis[1].Sentinels[i].Up = false, false
+	}
+	v = Evaluate(cfg, s)
+	found := false
+	for _, mv := range v.Members {
+		if mv.Component == ComponentSentinel && mv.Name == shared[3].Address {
+			found = true
+			if mv.Stops != True {
+				t.Errorf("%s: stops %v (%s); both groups would keep 2 of 5 Sentinels, short of 3", mv.Name, mv.Stops, mv.Reason)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no verdict for %s; unknown: %q", shared[3].Address, v.Unknown)
+	}
+}
