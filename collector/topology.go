@@ -81,12 +81,39 @@ func (c *topologyCollector) Update(o *topology.Observation, ch chan<- prometheus
 	for _, sb := range v.SplitBrain {
 		ch <- prometheus.MustNewConstMetric(c.splitBrain, prometheus.GaugeValue, boolValue(sb.Active), sb.Component, sb.Name)
 	}
+	// Members of two groups may share their labels (RabbitMQ nodes of the
+	// same name in two clusters of one site): one series each, 1 if either is.
+	stops, below := memberSeries{}, memberSeries{}
 	for _, mv := range v.Members {
-		if mv.Stops != topology.Unknown {
-			ch <- prometheus.MustNewConstMetric(c.singlePoint, prometheus.GaugeValue, boolValue(mv.Stops == topology.True), mv.Component, mv.Name, mv.Site)
-		}
-		if mv.BelowClass != topology.Unknown {
-			ch <- prometheus.MustNewConstMetric(c.lossDegrades, prometheus.GaugeValue, boolValue(mv.BelowClass == topology.True), mv.Component, mv.Name, mv.Site)
-		}
+		labels := [3]string{mv.Component, mv.Name, mv.Site}
+		stops.add(labels, mv.Stops)
+		below.add(labels, mv.BelowClass)
+	}
+	stops.send(ch, c.singlePoint)
+	below.send(ch, c.lossDegrades)
+}
+
+// memberSeries gathers one verdict per member's labels; Unknown sends no sample.
+type memberSeries struct {
+	order []([3]string)
+	value map[[3]string]bool
+}
+
+func (m *memberSeries) add(labels [3]string, t topology.Tristate) {
+	if t == topology.Unknown {
+		return
+	}
+	if m.value == nil {
+		m.value = map[[3]string]bool{}
+	}
+	if _, ok := m.value[labels]; !ok {
+		m.order = append(m.order, labels)
+	}
+	m.value[labels] = m.value[labels] || t == topology.True
+}
+
+func (m *memberSeries) send(ch chan<- prometheus.Metric, d *prometheus.Desc) {
+	for _, l := range m.order {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, boolValue(m.value[l]), l[0], l[1], l[2])
 	}
 }

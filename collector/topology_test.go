@@ -138,3 +138,39 @@ iap_ha_member_single_point_of_failure{component="sentinel",member="s1:26379",sit
 		t.Error(err)
 	}
 }
+
+// Two RabbitMQ clusters of one site whose nodes have the same name (cloned
+// hosts) are two members: losing one leaves the other cluster's servers
+// working, so neither is a single point of failure, and the two verdicts
+// share one series rather than repeating it (a registry error).
+func TestTopologyCollectorMembersSharingLabels(t *testing.T) {
+	cfg := &config.Config{Sites: []config.Site{{Name: "dc1"}}}
+	node := []topology.RabbitNode{{Name: "rabbit@rmq1", Site: "dc1", Running: true}}
+	snap := &topology.Snapshot{
+		IAP: []topology.IAPServer{
+			{Name: "a", Site: "dc1", DeclaredRole: "active", Up: true, TaskWorker: topology.True, RabbitMQ: "c1"},
+			{Name: "b", Site: "dc1", DeclaredRole: "active", Up: true, TaskWorker: topology.True, RabbitMQ: "c2"},
+		},
+		RabbitMQ: []topology.RabbitCluster{{Name: "c1", Up: true, Nodes: node}, {Name: "c2", Up: true, Nodes: node}},
+	}
+	scrape := &Scrape{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
+	if n := len(scrape.Verdict.Members); n != 4 {
+		t.Fatalf("%d member verdicts, want 4 (two servers, two nodes): %+v", n, scrape.Verdict.Members)
+	}
+	c, err := newTopologyCollector(cfg, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newScraperWith(cfg, promslog.NewNopLogger(), map[string]Collector{"topology": c})
+	scrape.Results = map[string]Result{"topology": {}}
+	want := `
+# HELP iap_ha_member_single_point_of_failure 1 if losing this member alone would leave no IAP server able to work tasks with all it depends on; absent while unknown or while the estate cannot work tasks.
+# TYPE iap_ha_member_single_point_of_failure gauge
+iap_ha_member_single_point_of_failure{component="iap",member="a",site="dc1"} 0
+iap_ha_member_single_point_of_failure{component="iap",member="b",site="dc1"} 0
+iap_ha_member_single_point_of_failure{component="rabbitmq",member="rabbit@rmq1",site="dc1"} 0
+`
+	if err := testutil.CollectAndCompare(s.Metrics(scrape), strings.NewReader(want), "iap_ha_member_single_point_of_failure"); err != nil {
+		t.Error(err)
+	}
+}

@@ -73,8 +73,11 @@ func (e estate) singlePoints(arch ArchitectureVerdict, unknowns []string) ([]Mem
 	for _, kind := range memberKinds {
 		for _, m := range kind.members(e.s) {
 			// One Sentinel may watch several groups: it is one member, and
-			// its loss takes it from every group (lossOf matches by name).
-			key := Member{Component: m.Component, Name: m.Name}
+			// its loss takes it from every group.
+			key := m
+			if m.Component == ComponentSentinel {
+				key = Member{Component: m.Component, Name: m.Name}
+			}
 			if seen[key] {
 				continue
 			}

@@ -90,7 +90,7 @@ func (rs ReplicaSet) Survives(l loss) judgement {
 	need := majority(voting)
 	count := func(withUnplaced bool) (votes int, electable bool) {
 		for _, m := range rs.Members {
-			if l.takes(ComponentMongoDB, m.Name, m.Site) || (l.mayTake(m.Site) && !withUnplaced) {
+			if l.takes(Member{ComponentMongoDB, rs.Name, m.Name, m.Site}) || (l.mayTake(m.Site) && !withUnplaced) {
 				continue
 			}
 			if m.HealthyVoter() {

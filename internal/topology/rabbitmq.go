@@ -95,7 +95,7 @@ func (c RabbitCluster) Survives(l loss) judgement {
 	}
 	left := 0
 	for _, n := range c.Nodes {
-		if n.Running && !l.takes(ComponentRabbitMQ, n.Name, n.Site) {
+		if n.Running && !l.takes(Member{ComponentRabbitMQ, c.Name, n.Name, n.Site}) {
 			left++
 		}
 	}

@@ -152,7 +152,7 @@ func (g SentinelGroup) Survives(l loss) judgement {
 	}
 	left := 0
 	for _, s := range g.Sentinels {
-		if s.Up && !l.takes(ComponentSentinel, s.Address, s.Site) {
+		if s.Up && !l.takes(Member{ComponentSentinel, g.Name, s.Address, s.Site}) {
 			left++
 		}
 	}
@@ -164,7 +164,7 @@ func (g SentinelGroup) Survives(l loss) judgement {
 	}
 	promotable := false
 	for _, n := range g.Nodes {
-		if l.takes(ComponentRedis, n.Address, n.Site) {
+		if l.takes(Member{ComponentRedis, g.Name, n.Address, n.Site}) {
 			continue
 		}
 		if n.Up && n.Role == RedisMaster {

@@ -49,14 +49,15 @@ func lossOfSite(site string) loss { return loss{site: site} }
 
 func lossOf(m Member) loss { return loss{member: m} }
 
-// takes reports whether the loss takes the member of component named name
-// that stands in site. A site's loss never takes an unplaced member (site
-// ""); mayTake says it may.
-func (l loss) takes(component, name, site string) bool {
-	if l.member.Name != "" {
-		return l.member.Component == component && l.member.Name == name
+// takes reports whether the loss takes member m. A site's loss never takes
+// an unplaced member (site ""); mayTake says it may. A Sentinel is one
+// process whichever groups it watches; any other member is one of its group.
+func (l loss) takes(m Member) bool {
+	if l.single() {
+		return l.member.Component == m.Component && l.member.Name == m.Name &&
+			(m.Component == ComponentSentinel || l.member.Group == m.Group)
 	}
-	return site != "" && site == l.site
+	return m.Site != "" && m.Site == l.site
 }
 
 // mayTake reports whether a member standing in site may be taken without
@@ -86,7 +87,7 @@ func (e estate) without(l loss) judgement {
 	var reasons, unsure []string
 	shared := map[string]bool{} // the servers' reasons, without their names
 	for _, srv := range e.s.IAP {
-		if l.takes(ComponentIAP, srv.Name, srv.Site) {
+		if l.takes(Member{Component: ComponentIAP, Name: srv.Name, Site: srv.Site}) {
 			continue
 		}
 		switch srv.WorkState() {
