@@ -247,4 +247,15 @@ func TestPageMarksSinglePointsOfFailure(t *testing.T) {
 	if strings.Contains(healthy, `data-spof="true"`) || !strings.Contains(healthy, "none: no member's loss alone stops the estate") {
 		t.Error("with a second electable member the page still marks a single point of failure")
 	}
+	// No server able to work tasks: nothing is left to stop, so no member
+	// is judged, and the page does not claim there is none.
+	down := ha6Scrape()
+	for i := range down.Snapshot.IAP {
+		down.Snapshot.IAP[i].Up = false
+	}
+	down.Verdict = topology.Evaluate(down.Config, down.Snapshot)
+	_, stopped := serve(t, &fixedSource{scrape: down, latest: true}, nil, "/topology")
+	if !strings.Contains(stopped, `id="single-points-unjudged"`) || strings.Contains(stopped, "none: no member") {
+		t.Error("with no server able to work tasks the page does not say single points are not judged")
+	}
 }
