@@ -153,7 +153,7 @@ func TestTopologyCollectorMembersSharingLabels(t *testing.T) {
 		},
 		RabbitMQ: []topology.RabbitCluster{{Name: "c1", Up: true, Nodes: node}, {Name: "c2", Up: true, Nodes: node}},
 	}
-	scrape := &Scrape{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
+	scrape := &topology.Observation{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap)}
 	if n := len(scrape.Verdict.Members); n != 4 {
 		t.Fatalf("%d member verdicts, want 4 (two servers, two nodes): %+v", n, scrape.Verdict.Members)
 	}
@@ -162,7 +162,7 @@ func TestTopologyCollectorMembersSharingLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newScraperWith(cfg, promslog.NewNopLogger(), map[string]Collector{"topology": c})
-	scrape.Results = map[string]Result{"topology": {}}
+	scrape.Results = map[string]topology.ProbeResult{"topology": {}}
 	want := `
 # HELP iap_ha_member_single_point_of_failure 1 if losing this member alone would leave no IAP server able to work tasks with all it depends on; absent while unknown or while the estate cannot work tasks.
 # TYPE iap_ha_member_single_point_of_failure gauge
