@@ -4,6 +4,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -147,12 +149,29 @@ func run(args []string, stdout, stderr *os.File) int {
 	}
 
 	server := exporter.NewServer(mux, *defaultTimeout, logger)
-	if err := exporter.ListenAndServe(server, toolkitFlags, *maxConnections, logger); err != nil {
+	// SIGTERM (systemd, Kubernetes) and SIGINT end the process through the
+	// deferred closes, so that the receiver's worker returns the lease it
+	// holds instead of leaving it to expire (a restarted receiver would
+	// refuse promotions with lease_held for a whole TTL).
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		sig := <-term
+		logger.Info("stopping", "signal", sig.String())
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		_ = server.Shutdown(ctx)
+	}()
+	if err := exporter.ListenAndServe(server, toolkitFlags, *maxConnections, logger); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error("server stopped", "err", err)
 		return 1
 	}
 	return 0
 }
+
+// shutdownGrace is how long a stop waits for requests under way (a scrape
+// is bounded by its own timeout) before the receiver and the probes close.
+const shutdownGrace = 5 * time.Second
 
 // listenOptions are what every listener of the binary shares.
 type listenOptions struct {

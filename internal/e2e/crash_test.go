@@ -228,3 +228,64 @@ func sendAlert(t *testing.T, e *exporter, startsAt time.Time) {
 		t.Fatalf("the notification: HTTP %d: %s", code, answer)
 	}
 }
+
+// systemd and Kubernetes stop a service with SIGTERM. A receiver stopped
+// in the middle of a promotion finishes it (its scripts included: a half
+// promotion would block the estate) and returns the lease before it exits
+// cleanly; before, SIGTERM ended the process at once and the next receiver
+// refused every promotion as lease_held for a whole TTL.
+func TestSIGTERMDuringAPromotionFinishesItAndReturnsTheLease(t *testing.T) {
+	g, err := lab.StartSentinelGroup(lab.SentinelOptions{Site: "dc1"})
+	if err != nil {
+		t.Fatalf("starting the Redis lab: %v", err)
+	}
+	t.Cleanup(func() { g.Stop() })
+	l := startReceiverLab(t)
+	l.useSentinels(t, g)
+	began, ended := filepath.Join(l.dir, "began"), filepath.Join(l.dir, "ended")
+	post := filepath.Join(l.dir, "post-promotion.sh")
+	if err := os.WriteFile(post, []byte("#!/bin/sh\ntouch "+began+"\nsleep 3\ntouch "+ended+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rem := l.remediation(t, "remediation.yml", "journal_file: journal", "auth: {bearer_token_file: token}",
+		"dry_run: false", "allow_single_vantage: true", "scripts: {timeout: 2m, post_promotion: {dc2: ["+post+"]}}")
+	if err := l.iap.Server("iap-dc1-1").SetFault(iapsim.Fault{Mode: iapsim.FaultDown}); err != nil {
+		t.Fatal(err)
+	}
+	master, err := g.Master()
+	if err != nil {
+		t.Fatal(err)
+	}
+	redis := g.Client(master)
+	defer redis.Close()
+
+	e := startReceiver(t, binary, "", "--config.file", l.config, "--remediation.config.file", rem, "--no-collector.mongodb", "--no-collector.rabbitmq")
+	sendAlert(t, e, time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC))
+	if err := lab.Retry(60*time.Second, 50*time.Millisecond, func() error {
+		_, err := os.Stat(began)
+		return err
+	}); err != nil {
+		t.Fatalf("the post-promotion script never ran: %v\n%s", err, e.output)
+	}
+	const lease = "iap_ha_exporter:remediation:lease:main"
+	if n, err := redis.Exists(context.Background(), lease).Result(); err != nil || n != 1 {
+		t.Fatalf("the lease is not held while the script runs (exists %d, %v)", n, err)
+	}
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the receiver did not stop within 60 s of SIGTERM\n%s", e.output)
+	}
+	if code := e.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0\n%s", code, e.output)
+	}
+	if _, err := os.Stat(ended); err != nil {
+		t.Errorf("the post-promotion script was cut short: %v\n%s", err, e.output)
+	}
+	if n, err := redis.Exists(context.Background(), lease).Result(); err != nil || n != 0 {
+		t.Errorf("the lease is still in Redis after the receiver stopped (exists %d, %v)\n%s", n, err, e.output)
+	}
+}

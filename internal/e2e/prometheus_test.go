@@ -108,6 +108,6 @@ func (p *prometheus) neverAlerted(t *testing.T, window time.Duration, alertname,
 		t.Fatal(err)
 	}
 	if len(vec) != 0 {
-		t.Errorf("%s was pending or firing in the last %s: %v", alertname, window, vec)
+		t.Errorf("%s{%s} was in ALERTS in the last %s: %v", alertname, matchers, window, vec)
 	}
 }

@@ -118,7 +118,10 @@ func TestBinarySentinelTILTTakesASentinelOutOfTheQuorum(t *testing.T) {
 	// the TILT, not the stall before it, keeps the group from failing over.
 	prom.waitSample(t, 25*time.Second, firingWhile("IAPRedisSentinelQuorumLost", `master="g2"`,
 		`sum(iap_ha_redis_sentinel_tilt{master="g2"}) == 2`, `sum(iap_ha_redis_sentinel_up{master="g2"}) == 3`), 1)
-	prom.neverAlerted(t, 2*time.Minute, "IAPRedisSentinelQuorumLost", `master="g1"`)
+	// g1 never pages. Pending is allowed: on a loaded machine a scrape can
+	// miss one more Sentinel's answer for a moment, which is what the
+	// rule's for: is there to absorb.
+	prom.neverAlerted(t, 2*time.Minute, "IAPRedisSentinelQuorumLost", `master="g1",alertstate="firing"`)
 
 	// TILT ends by itself after 30 s, and with it g1's loss of margin; g1
 	// stays silent throughout.
@@ -126,7 +129,7 @@ func TestBinarySentinelTILTTakesASentinelOutOfTheQuorum(t *testing.T) {
 		`iap_ha_redis_sentinel_tilt{` + sentinel(g1, 0) + `} 0`,
 		`iap_ha_component_failures_tolerated{component="redis",name="g1"} 1`,
 	}, nil)
-	prom.neverAlerted(t, 2*time.Minute, "IAPRedisSentinelQuorumLost", `master="g1"`)
+	prom.neverAlerted(t, 2*time.Minute, "IAPRedisSentinelQuorumLost", `master="g1",alertstate="firing"`)
 }
 
 // SENTINEL CKQUORUM (Sentinel documentation) counts the Sentinels this one
