@@ -209,7 +209,7 @@ func (e estate) ha6(perSite []siteClass) judgement {
 		}
 	}
 	for _, site := range e.cfg.Sites {
-		switch j := e.siteLoss(site.Name); j.state {
+		switch j := e.siteSurvives(site.Name); j.state {
 		case False:
 			missing = append(missing, no("losing %s is not survivable: %s", site.Name, j.reason))
 		case Unknown:

@@ -34,6 +34,7 @@ type Verdict struct {
 	Sites        []SiteVerdict       `json:"sites"`
 	Architecture ArchitectureVerdict `json:"architecture"`
 	SplitBrain   []SplitBrain        `json:"split_brain"`
+	Balancers    []BalancerVerdict   `json:"balancers,omitempty"`
 	Unknown      []string            `json:"unknown,omitempty"`
 }
 
@@ -147,7 +148,7 @@ func Evaluate(cfg *config.Config, s *Snapshot) *Verdict {
 	}
 	e := estate{cfg: cfg, s: s}
 	for _, site := range cfg.Sites {
-		j := e.siteLoss(site.Name)
+		j := e.siteSurvives(site.Name)
 		if j.state == Unknown {
 			v.Unknown = append(v.Unknown, fmt.Sprintf("site loss %s: %s", site.Name, j.reason))
 			continue
@@ -160,6 +161,7 @@ func Evaluate(cfg *config.Config, s *Snapshot) *Verdict {
 		}
 		v.Sites = append(v.Sites, sv)
 	}
+	v.Balancers = Balancers(s)
 	v.Architecture = e.architecture()
 	if !v.Architecture.Known() {
 		v.Unknown = append(v.Unknown, "architecture: "+v.Architecture.Reason)
