@@ -50,8 +50,8 @@ const (
 	DefaultBalancerTimeout = 2 * time.Second
 	// DefaultVIPRequests is how many times a scrape asks /health/status
 	// through a virtual IP: enough to meet two servers under round robin.
-	DefaultVIPRequests = 4
-	MaxVIPRequests     = 32
+	DefaultVIPRequests     = 4
+	MaxVIPRequests         = 32
 	DefaultSentinelMaster  = "itentialmaster"
 	DefaultMongoSiteTag    = "dc"
 	DefaultLocalSite       = "local"
