@@ -130,6 +130,9 @@ func judgeBalancer(lb LoadBalancer, servers []IAPServer) BalancerVerdict {
 		if name == "" && bs.ServerID != "" {
 			name = byID[bs.ServerID]
 		}
+		if _, ok := byName[name]; !ok && lb.Kind == "vip" {
+			name = bs.Name // the host /health/status named, where it is the server's name
+		}
 		if _, ok := byName[name]; !ok {
 			v.Unmapped++
 			continue
