@@ -3,6 +3,8 @@ package topology
 import (
 	"fmt"
 	"strings"
+
+	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
 // LoadBalancer is one balancer in front of the IAP servers as probed:
@@ -130,7 +132,7 @@ func judgeBalancer(lb LoadBalancer, servers []IAPServer) BalancerVerdict {
 		if name == "" && bs.ServerID != "" {
 			name = byID[bs.ServerID]
 		}
-		if _, ok := byName[name]; !ok && lb.Kind == "vip" {
+		if _, ok := byName[name]; !ok && lb.Kind == config.BalancerVIP {
 			name = bs.Name // the host /health/status named, where it is the server's name
 		}
 		if _, ok := byName[name]; !ok {
@@ -152,7 +154,7 @@ func judgeBalancer(lb LoadBalancer, servers []IAPServer) BalancerVerdict {
 	}
 	// A vip sees only the servers that answered: a configured server that
 	// did not is not routed, and whether the balancer reaches it is unknown.
-	if lb.Kind == "vip" {
+	if lb.Kind == config.BalancerVIP {
 		for _, srv := range servers {
 			if _, ok := seen[srv.Name]; !ok {
 				seen[srv.Name] = &BalancerServerVerdict{Server: srv.Name, Reaches: Unknown}
