@@ -110,7 +110,8 @@ func registeredMetrics(t *testing.T) map[string][]string {
 // catalogue is the alert catalogue of the design: the names are a contract
 // that Alertmanager routes, dashboards and the remediation receiver rely on.
 // Added since: IAPServerAPIDown, IAPTaskWorkerConfigMismatch,
-// IAPMongoStatusUnreadable, IAPMongoFrequentElections, IAPRedisMultipleMasters.
+// IAPMongoStatusUnreadable, IAPMongoFrequentElections, IAPRedisMultipleMasters,
+// and the load balancer's five (issue 21).
 var catalogue = []string{
 	"IAPServerDown", "IAPNoActiveServer", "IAPServerAPIDown", "IAPActiveServerDownStandbyAvailable",
 	"IAPStandbyNotReady", "IAPStandbyWorkingTasks", "IAPTaskWorkerConfigMismatch", "IAPDependencyDown", "IAPAdapterDown", "IAPApplicationDown",
@@ -118,6 +119,8 @@ var catalogue = []string{
 	"IAPRedisSentinelQuorumLost", "IAPRedisSentinelsDisagree", "IAPRedisNoMaster", "IAPRedisMultipleMasters", "IAPRedisReplicaDown", "IAPRedisNoFailureTolerance",
 	"IAPRabbitmqNodeDown", "IAPRabbitmqPartition", "IAPRabbitmqAlarm", "IAPRabbitmqUnsynchronisedMirrors", "IAPRabbitmqQuorumQueueAtRisk", "IAPRabbitmqFederationLinkDown",
 	"IAPGatewayDown", "IAPGatewayNearCapacity", "IAPGatewayAdapterDisagrees",
+	"IAPLoadBalancerDown", "IAPLoadBalancerRoutesToIdleServer", "IAPLoadBalancerRoutesToNoWorkingServer",
+	"IAPPromotedStandbyWithoutTraffic", "IAPLoadBalancerVantageDisagreement",
 	"IAPHAArchitectureDegraded", "IAPSiteLossNotSurvivable", "IAPHAExporterCollectorFailing", "IAPRemediationFailed", "IAPRemediationBlocked",
 	"IAPHAExporterDown", "IAPHAWatchdog",
 }
