@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/namespace"
 	"github.com/iapha/iap_ha_exporter/internal/probe"
 	"github.com/iapha/iap_ha_exporter/internal/probe/loadbalancer"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
@@ -35,7 +36,7 @@ func newLoadBalancerCollector(cfg *config.Config, logger *slog.Logger) (Collecto
 		return nil, err
 	}
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "loadbalancer", name), help, labels, nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace.Namespace, "loadbalancer", name), help, labels, nil)
 	}
 	return &loadBalancerCollector{
 		prober: p,
@@ -72,11 +73,11 @@ func (c *loadBalancerCollector) Probe(ctx context.Context) (topology.Part, error
 
 func (c *loadBalancerCollector) Close() error { return c.prober.Close() }
 
-func (c *loadBalancerCollector) Update(s *Scrape, ch chan<- prometheus.Metric) {
+func (c *loadBalancerCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, b := range s.Verdict.Balancers {
+	for _, b := range o.Verdict.Balancers {
 		gauge(c.up, boolValue(b.Up), b.Balancer, b.Kind, b.Site)
 		if !b.Up {
 			continue
