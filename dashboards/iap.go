@@ -110,5 +110,17 @@ func iapDashboard() *dashboard.DashboardBuilder {
 			"Automation Gateway and Ansible versions each gateway reports.",
 			[]string{"Value"},
 			query(`iap_ha_gateway_info{`+gw+`}`, "")).
+			Span(12)).
+		WithRow(row("Load balancers")).
+		WithPanel(timelinePanel("Traffic",
+			"Whether each load balancer sends new traffic to each IAP server: the actives while one is usable, a backup standby once none is (alerts IAPLoadBalancerRoutesToIdleServer, IAPPromotedStandbyWithoutTraffic).",
+			okWhen(1, "Routed", "No traffic"),
+			query(`iap_ha_loadbalancer_server_routed{job="$job", server=~"$server"}`, "{{balancer}} → {{server}}")).
+			Span(12)).
+		WithPanel(timelinePanel("The balancer's checks",
+			"Whether each balancer's own health check reaches each server; absent in MAINT. Set against the exporter's view: a disagreement is a partition, not a failure (alert IAPLoadBalancerVantageDisagreement).",
+			okWhen(1, "Reaches", "Fails"),
+			query(`iap_ha_loadbalancer_server_reachable{job="$job", server=~"$server"}`, "{{balancer}} → {{server}}"),
+			query(`iap_ha_loadbalancer_vantage_disagrees{job="$job", server=~"$server"} == 1`, "{{balancer}} and the exporter disagree on {{server}}")).
 			Span(12))
 }

@@ -129,6 +129,22 @@ func overviewDashboard() *dashboard.DashboardBuilder {
 			query(`max by (component, name) (iap_ha_split_brain{`+job+`})`, "{{component}} {{name}}")).
 			Mappings(okWhen(0, "One head", "Split brain")).
 			Span(12)).
+		WithRow(row("Load balancers")).
+		WithPanel(statPanel("Working servers behind each balancer",
+			"IAP servers each load balancer routes to that work tasks: 0 means users reach IAP and nothing runs their jobs (alert IAPLoadBalancerRoutesToNoWorkingServer). Empty without load balancers in the configuration.",
+			unitCount,
+			query(`iap_ha_loadbalancer_routed_working_servers{`+job+`}`, "{{balancer}}")).
+			Thresholds(thresholds("red", step{1, "green"})).
+			NoValue("No load balancers").
+			Span(12)).
+		WithPanel(statPanel("Balancer against exporter",
+			"Servers on which a load balancer and the exporter disagree (one reaches it, the other does not: a partition), and promoted standbys a balancer sends no traffic to.",
+			unitCount,
+			query(`sum by (balancer) (iap_ha_loadbalancer_vantage_disagrees{`+job+`})`, "{{balancer}} disagreements"),
+			query(`sum by (balancer) (iap_ha_loadbalancer_promoted_unrouted{`+job+`})`, "{{balancer}} promoted without traffic")).
+			Thresholds(thresholds("green", step{1, "orange"})).
+			NoValue("No load balancers").
+			Span(12)).
 		WithRow(row("Alerts and exporter")).
 		WithPanel(tablePanel("Firing alerts",
 			"Alerts of the iap_ha rule pack firing now for this job, with their labels. Each alert's runbook_url annotation, and rules/runbook.md, say what to do.",

@@ -276,14 +276,22 @@ func (cfg *Config) longestAction(exporterCfg *config.Config) time.Duration {
 		post = max(post, len(scripts))
 	}
 	script := time.Duration(cfg.Scripts.Timeout)
-	// The peers are asked at once, under the lease and again at the fence.
+	// The peers and the load balancers are asked at once, under the lease
+	// and again at the fence.
 	var peers time.Duration
 	for _, p := range cfg.Peers {
 		peers = max(peers, time.Duration(p.Timeout))
 	}
+	confirm := time.Duration(cfg.ConfirmTimeout)
+	for _, lb := range exporterCfg.LoadBalancers {
+		peers = max(peers, time.Duration(lb.Timeout))
+	}
+	if len(exporterCfg.LoadBalancers) > 0 {
+		confirm *= 2 // verify_routing waits up to confirm_timeout too
+	}
 	return 2*peers + time.Duration(cfg.VerifyTimeout) + time.Duration(len(cfg.Scripts.PreCheck))*script +
 		time.Duration(exporterCfg.IAP.HealthTimeout) + 2*call +
-		time.Duration(cfg.ConfirmTimeout) + time.Duration(post)*script
+		confirm + time.Duration(post)*script
 }
 
 // regularIfThere refuses a file the receiver appends to that exists and is

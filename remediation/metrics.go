@@ -33,7 +33,7 @@ var skipReasons = []string{
 	reasonTruncated, reasonResolved, reasonNotRemediable, reasonDedup, reasonNotOptedIn, reasonPaused,
 	reasonCooldown, reasonBlocked, reasonInProgress, reasonVerificationFailed, reasonUnreachableHere,
 	reasonAlreadyRemediated, reasonCrossSite, reasonDryRun, reasonLeaseHeld, reasonLeaseUnavailable, reasonVeto,
-	reasonSingleVantage, reasonPeerSeesUp,
+	reasonSingleVantage, reasonPeerSeesUp, reasonBalancerReaches,
 }
 
 // Actions (the action label) and their results.
@@ -55,6 +55,7 @@ var actionResults = map[string][]string{
 	actionActivate:      {ResultSuccess, ResultFailure},
 	actionConfirm:       {ResultSuccess, ResultFailure},
 	actionPostPromotion: {ResultSuccess, ResultFailure},
+	actionVerifyRouting: {ResultSuccess, ResultFailure},
 }
 
 // Metrics are the receiver's metrics, served with the exporter's.

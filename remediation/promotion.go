@@ -200,7 +200,7 @@ func (r *Receiver) promote(ctx context.Context, req request, plan *Plan) error {
 			return fmt.Errorf("post-promotion script %s: %w", failed.Script, failed.Err)
 		}
 	}
-	return nil
+	return r.verifyRoutingStep(ctx, req.incident, plan)
 }
 
 // confirm waits until workers/status shows the standby's workers running.

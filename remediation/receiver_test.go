@@ -180,6 +180,12 @@ func (e *estate) startReceiver(t testing.TB, yaml string, own, truth *config.Con
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e.serve(t, r, cfg)
+}
+
+// serve starts r's worker behind a real HTTP server.
+func (e *estate) serve(t testing.TB, r *Receiver, cfg *Config) *receiver {
+	t.Helper()
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,9 @@ func (r *Receiver) newSettings(cfg *Config, exporterCfg *config.Config) (*settin
 	for _, p := range cfg.Peers {
 		s.vantages = append(s.vantages, newPeer(p))
 	}
+	if len(exporterCfg.LoadBalancers) > 0 {
+		s.vantages = append(s.vantages, newBalancers(exporterCfg, r.logger))
+	}
 	var err error
 	if s.iap, err = iap.NewClient(receiverIAP(exporterCfg.IAP, cfg.IAPAuth), r.logger); err != nil {
 		return nil, err

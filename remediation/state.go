@@ -283,7 +283,7 @@ func declines(outcome string) bool {
 
 var declineReasons = []string{
 	reasonPaused, reasonCooldown, reasonBlocked, reasonVerificationFailed, reasonUnreachableHere,
-	reasonCrossSite, reasonLeaseUnavailable, reasonVeto, reasonSingleVantage, reasonPeerSeesUp,
+	reasonCrossSite, reasonLeaseUnavailable, reasonVeto, reasonSingleVantage, reasonPeerSeesUp, reasonBalancerReaches,
 }
 
 // declined counts the open incidents (neither acted on, settled nor

@@ -106,6 +106,9 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		"IAPRabbitmqNodeDown/rabbit@a":      false,
 		"IAPSinglePointOfFailure/rabbit@a":  true,
 		"IAPSinglePointOfFailure/rabbit@b":  false,
+		"IAPLoadBalancerDown/lb1":           false,
+		"IAPSinglePointOfFailure/lb1":       true,
+		"IAPSinglePointOfFailure/lb2":       false,
 	}
 	alerts := []map[string]string{
 		alert("alertname", "IAPSiteDown", "severity", "critical", "site", "dc2", "key", "dc2"),
@@ -124,6 +127,9 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		alert("alertname", "IAPRabbitmqNodeDown", "severity", "warning", "cluster", "dc1", "node", "rabbit@a", "key", "rabbit@a"),
 		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "rabbitmq", "member", "rabbit@a", "node", "rabbit@a", "site", "dc1", "key", "rabbit@a"),
 		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "rabbitmq", "member", "rabbit@b", "node", "rabbit@b", "site", "dc1", "key", "rabbit@b"),
+		alert("alertname", "IAPLoadBalancerDown", "severity", "warning", "balancer", "lb1", "site", "dc1", "key", "lb1"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "loadbalancer", "member", "lb1", "balancer", "lb1", "site", "dc1", "key", "lb1"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "loadbalancer", "member", "lb2", "balancer", "lb2", "site", "dc2", "key", "lb2"),
 	}
 	var posted []map[string]any
 	for _, a := range alerts {

@@ -111,7 +111,7 @@ func registeredMetrics(t *testing.T) map[string][]string {
 // that Alertmanager routes, dashboards and the remediation receiver rely on.
 // Added since: IAPServerAPIDown, IAPTaskWorkerConfigMismatch,
 // IAPMongoStatusUnreadable, IAPMongoFrequentElections, IAPRedisMultipleMasters,
-// IAPSinglePointOfFailure.
+// IAPSinglePointOfFailure, and the load balancer's five (issue 21).
 var catalogue = []string{
 	"IAPServerDown", "IAPNoActiveServer", "IAPServerAPIDown", "IAPActiveServerDownStandbyAvailable",
 	"IAPStandbyNotReady", "IAPStandbyWorkingTasks", "IAPTaskWorkerConfigMismatch", "IAPDependencyDown", "IAPAdapterDown", "IAPApplicationDown",
@@ -119,6 +119,8 @@ var catalogue = []string{
 	"IAPRedisSentinelQuorumLost", "IAPRedisSentinelsDisagree", "IAPRedisNoMaster", "IAPRedisMultipleMasters", "IAPRedisReplicaDown", "IAPRedisNoFailureTolerance",
 	"IAPRabbitmqNodeDown", "IAPRabbitmqPartition", "IAPRabbitmqAlarm", "IAPRabbitmqUnsynchronisedMirrors", "IAPRabbitmqQuorumQueueAtRisk", "IAPRabbitmqFederationLinkDown",
 	"IAPGatewayDown", "IAPGatewayNearCapacity", "IAPGatewayAdapterDisagrees",
+	"IAPLoadBalancerDown", "IAPLoadBalancerRoutesToIdleServer", "IAPLoadBalancerRoutesToNoWorkingServer",
+	"IAPPromotedStandbyWithoutTraffic", "IAPLoadBalancerVantageDisagreement",
 	"IAPHAArchitectureDegraded", "IAPSiteLossNotSurvivable", "IAPSinglePointOfFailure", "IAPHAExporterCollectorFailing", "IAPRemediationFailed", "IAPRemediationBlocked",
 	"IAPHAExporterDown", "IAPHAWatchdog",
 }

@@ -45,6 +45,13 @@ const (
 	DefaultRabbitMQTimeout = 8 * time.Second
 	DefaultGatewayTimeout  = 5 * time.Second
 	DefaultGatewayCapacity = 5000
+	// DefaultBalancerTimeout bounds one balancer's probe: the stats socket
+	// answers at once, a VIP's /health/status is what Itential asks in 1 s.
+	DefaultBalancerTimeout = 2 * time.Second
+	// DefaultVIPRequests is how many times a scrape asks /health/status
+	// through a virtual IP: enough to meet two servers under round robin.
+	DefaultVIPRequests     = 4
+	MaxVIPRequests         = 32
 	DefaultSentinelMaster  = "itentialmaster"
 	DefaultMongoSiteTag    = "dc"
 	DefaultLocalSite       = "local"
@@ -65,6 +72,8 @@ type Config struct {
 	Redis        []SentinelGroup `yaml:"redis"`
 	RabbitMQ     []RabbitCluster `yaml:"rabbitmq"`
 	Gateways     []Gateway       `yaml:"gateways"`
+	// LoadBalancers are the balancers in front of the IAP servers.
+	LoadBalancers []LoadBalancer `yaml:"load_balancers"`
 
 	// Warnings are what the load found doubtful but not wrong; --config.check
 	// prints them and a (re)load logs them.
@@ -234,4 +243,41 @@ type Gateway struct {
 	// reaches this gateway (Itential's deployer: IAG-<host>), for the
 	// cross-check of IAP's view against the gateway's own.
 	Adapter string `yaml:"adapter"`
+}
+
+// Load balancer kinds.
+const (
+	// BalancerHAProxy is read through HAProxy's stats socket (`show stat`).
+	BalancerHAProxy = "haproxy"
+	// BalancerVIP is any balancer (F5, NGINX, …) seen from outside: the
+	// exporter asks /health/status through its virtual IP and records which
+	// server answered.
+	BalancerVIP = "vip"
+)
+
+// LoadBalancer is one balancer in front of the IAP servers: Itential's design
+// sends users to the active servers and to the standbys only once every
+// active is offline.
+type LoadBalancer struct {
+	Name string `yaml:"name"`
+	Site string `yaml:"site"`
+	Kind string `yaml:"kind"`
+	// StatsSocket (haproxy) is HAProxy's stats socket: a Unix socket path,
+	// or host:port for a socket bound with ipv4@. Backend names the backend
+	// holding the IAP servers.
+	StatsSocket string `yaml:"stats_socket"`
+	Backend     string `yaml:"backend"`
+	// AllBackups (haproxy) says the backend has `option allbackups`: once
+	// no normal server is usable every usable backup takes traffic, not the
+	// first alone.
+	AllBackups bool `yaml:"all_backups"`
+	// Servers maps a balancer's server name to the configured IAP server it
+	// is, where the names differ; the others match by name, then by address.
+	Servers map[string]string `yaml:"servers"`
+	// URL (vip) is the virtual IP's base URL; Requests how many times a
+	// scrape asks /health/status through it.
+	URL      string                `yaml:"url"`
+	Requests int                   `yaml:"requests"`
+	TLS      *promconfig.TLSConfig `yaml:"tls_config"`
+	Timeout  model.Duration        `yaml:"timeout"`
 }

@@ -88,6 +88,10 @@ func (v *validator) complete(c *Config) {
 	for i := range c.Gateways {
 		v.gateway(&c.Gateways[i], fmt.Sprintf("gateways[%d]", i), defaultSite, gwNames)
 	}
+	lbNames := map[string]bool{}
+	for i := range c.LoadBalancers {
+		v.balancer(&c.LoadBalancers[i], fmt.Sprintf("load_balancers[%d]", i), defaultSite, lbNames, c.IAP.Servers)
+	}
 }
 
 func (v *validator) iap(c *IAP, defaultSite string, cfg *Config, redisNames, rabbitNames map[string]bool) {
@@ -457,6 +461,59 @@ func (v *validator) gateway(g *Gateway, p, defaultSite string, names map[string]
 	}
 	v.optionalTLS(p+".tls_config", g.TLS)
 	v.duration(p+".timeout", &g.Timeout, DefaultGatewayTimeout)
+}
+
+func (v *validator) balancer(b *LoadBalancer, p, defaultSite string, names map[string]bool, servers []IAPServer) {
+	v.name(p+".name", b.Name, names)
+	v.site(p+".site", &b.Site, defaultSite)
+	only := func(key string, set bool) {
+		if set {
+			v.addf(p+"."+key, "applies to kind %s only", map[string]string{
+				"stats_socket": BalancerHAProxy, "backend": BalancerHAProxy, "all_backups": BalancerHAProxy,
+				"url": BalancerVIP, "requests": BalancerVIP, "tls_config": BalancerVIP}[key])
+		}
+	}
+	switch b.Kind {
+	case BalancerHAProxy:
+		switch {
+		case b.StatsSocket == "":
+			v.addf(p+".stats_socket", "is required for kind haproxy")
+		case !strings.HasPrefix(b.StatsSocket, "/"):
+			v.hostPort(p+".stats_socket", b.StatsSocket)
+		}
+		if b.Backend == "" {
+			v.addf(p+".backend", "is required for kind haproxy: the backend that holds the IAP servers")
+		}
+		only("url", b.URL != "")
+		only("requests", b.Requests != 0)
+		only("tls_config", b.TLS != nil)
+	case BalancerVIP:
+		v.url(p+".url", b.URL, "http", "https")
+		if b.Requests < 0 || b.Requests > MaxVIPRequests {
+			v.addf(p+".requests", "must be between 1 and %d, not %d", MaxVIPRequests, b.Requests)
+		}
+		if b.Requests == 0 {
+			b.Requests = DefaultVIPRequests
+		}
+		v.optionalTLS(p+".tls_config", b.TLS)
+		only("stats_socket", b.StatsSocket != "")
+		only("backend", b.Backend != "")
+		only("all_backups", b.AllBackups)
+	case "":
+		v.addf(p+".kind", "is required: %s or %s", BalancerHAProxy, BalancerVIP)
+	default:
+		v.addf(p+".kind", "must be %s or %s, not %q", BalancerHAProxy, BalancerVIP, b.Kind)
+	}
+	known := map[string]bool{}
+	for _, s := range servers {
+		known[s.Name] = true
+	}
+	for lbName, server := range b.Servers {
+		if !known[server] {
+			v.addf(keyPath(p+".servers", lbName), "IAP server %q is not configured under iap.servers", server)
+		}
+	}
+	v.duration(p+".timeout", &b.Timeout, DefaultBalancerTimeout)
 }
 
 func orDefault(s, def string) string {

@@ -24,7 +24,7 @@ var layers = [][]string{
 	{"cmd/iap_ha_exporter"},
 	{"exporter"},
 	{"collector", "remediation", "internal/view"},
-	{"internal/probe/gateway", "internal/probe/iap", "internal/probe/mongodb", "internal/probe/rabbitmq", "internal/probe/redis"},
+	{"internal/probe/gateway", "internal/probe/iap", "internal/probe/loadbalancer", "internal/probe/mongodb", "internal/probe/rabbitmq", "internal/probe/redis"},
 	{"internal/probe"},
 	{"internal/topology"},
 	{"internal/config", "internal/namespace"},

@@ -33,6 +33,7 @@ type estateSpec struct {
 	Redis        map[string]redisSpec  `yaml:"redis"`
 	RabbitMQ     map[string]rabbitSpec `yaml:"rabbitmq"`
 	Gateways     []string              `yaml:"gateways"`
+	Balancers    []string              `yaml:"balancers"`
 	// Unread lists components configured but whose probe reported nothing.
 	Unread []string `yaml:"unread"`
 }
@@ -81,6 +82,11 @@ type expectation struct {
 	BelowClass     map[string]int    `yaml:"below_class"`
 	NoClassVerdict bool              `yaml:"no_class_verdict"`
 	ClassReason    map[string]string `yaml:"class_reason"`
+	// Balancers: per balancer "routed_working routed_idle"; Promoted and
+	// Disagree list "balancer/server" with the verdict set.
+	Balancers map[string]string `yaml:"balancers"`
+	Promoted  []string          `yaml:"promoted_unrouted"`
+	Disagree  []string          `yaml:"disagree"`
 }
 
 func (base estateSpec) with(s scenario) estateSpec {
@@ -109,6 +115,9 @@ func (base estateSpec) with(s scenario) estateSpec {
 	e.RabbitMQ = merge(e.RabbitMQ, s.RabbitMQ)
 	if s.Gateways != nil {
 		e.Gateways = s.Gateways
+	}
+	if s.Balancers != nil {
+		e.Balancers = s.Balancers
 	}
 	e.Unread = s.Unread
 	return e
@@ -349,6 +358,55 @@ func (e estateSpec) build(t *testing.T) (*config.Config, *Snapshot) {
 		}
 		s.Gateways = append(s.Gateways, g)
 	}
+	for _, line := range e.Balancers {
+		// name site kind [down] server=STATUS[:backup][:routed] …
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			t.Fatalf("balancer %q: want name site kind", line)
+		}
+		cfg.LoadBalancers = append(cfg.LoadBalancers, config.LoadBalancer{Name: f[0], Site: f[1], Kind: f[2]})
+		lb := LoadBalancer{Name: f[0], Site: f[1], Kind: f[2], Up: true}
+		for _, w := range f[3:] {
+			if w == "down" {
+				lb = LoadBalancer{Name: f[0], Site: f[1], Kind: f[2]}
+				break
+			}
+			name, spec, ok := strings.Cut(w, "=")
+			if !ok {
+				t.Fatalf("balancer %q: %q is not server=STATUS", line, w)
+			}
+			parts := strings.Split(spec, ":")
+			bs := BalancerServer{Name: name, IAPServer: name, Status: parts[0]}
+			switch parts[0] {
+			case "UP", "DRAIN", "NOLB":
+				bs.Reaches = True
+			case "DOWN":
+				bs.Reaches = False
+			case "MAINT":
+			case "answered": // vip: the server named itself in an answer
+				bs = BalancerServer{IAPServer: name, Reaches: True, Routed: true, Answers: 1}
+			default:
+				t.Fatalf("balancer %q: unknown status %q", line, parts[0])
+			}
+			for _, flag := range parts[1:] {
+				switch flag {
+				case "backup":
+					bs.Backup = true
+				case "routed":
+					bs.Routed = true
+				case "unmapped":
+					bs.IAPServer = ""
+				default:
+					t.Fatalf("balancer %q: unknown flag %q", line, flag)
+				}
+			}
+			lb.Servers = append(lb.Servers, bs)
+		}
+		s.LoadBalancers = append(s.LoadBalancers, lb)
+	}
+	if unread["balancers"] {
+		s.LoadBalancers = nil
+	}
 	// Servers depend on no RabbitMQ where none is configured.
 	for i := range s.IAP {
 		if _, ok := e.RabbitMQ[s.IAP[i].RabbitMQ]; !ok {
@@ -473,6 +531,37 @@ func check(t *testing.T, cfg *config.Config, v *Verdict, w expectation) {
 		}
 	}
 	checkMembers(t, v, w)
+	if w.Balancers != nil {
+		got := map[string]string{}
+		for _, b := range v.Balancers {
+			if b.Up {
+				got[b.Balancer] = fmt.Sprintf("%d %d", b.RoutedWorking, b.RoutedIdle)
+			}
+		}
+		if !reflect.DeepEqual(got, w.Balancers) {
+			t.Errorf("balancers (routed_working routed_idle) = %v, want %v", got, w.Balancers)
+		}
+	}
+	var promoted, disagree []string
+	for _, b := range v.Balancers {
+		for _, sv := range b.Servers {
+			if sv.PromotedUnrouted {
+				promoted = append(promoted, b.Balancer+"/"+sv.Server)
+			}
+			if sv.Disagrees == True {
+				disagree = append(disagree, b.Balancer+"/"+sv.Server)
+				if sv.Reason == "" {
+					t.Errorf("disagreement %s/%s without a reason", b.Balancer, sv.Server)
+				}
+			}
+		}
+	}
+	if !reflect.DeepEqual(promoted, w.Promoted) && (len(promoted) > 0 || len(w.Promoted) > 0) {
+		t.Errorf("promoted standbys without traffic = %v, want %v", promoted, w.Promoted)
+	}
+	if !reflect.DeepEqual(disagree, w.Disagree) && (len(disagree) > 0 || len(w.Disagree) > 0) {
+		t.Errorf("vantage disagreements = %v, want %v", disagree, w.Disagree)
+	}
 	if w.Devices != nil {
 		devices := map[string]int{}
 		for _, sv := range v.Sites {

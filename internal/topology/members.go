@@ -52,6 +52,7 @@ var memberKinds = []memberKind{
 	{sentinelMembers, failSentinel},
 	{rabbitMembers, failRabbit},
 	{gatewayMembers, failGateway},
+	{loadBalancerMembers, failLoadBalancer},
 }
 
 // singlePoints removes each member alone and judges the estate again, as a
@@ -286,6 +287,24 @@ func failGateway(s Snapshot, m Member) Snapshot {
 	for i := range s.Gateways {
 		if s.Gateways[i].Name == m.Name {
 			s.Gateways[i].Up = false
+		}
+	}
+	return s
+}
+
+func loadBalancerMembers(s *Snapshot) []Member {
+	var out []Member
+	for _, lb := range s.LoadBalancers {
+		out = append(out, Member{Component: ComponentLoadBalancer, Name: lb.Name, Site: lb.Site})
+	}
+	return out
+}
+
+func failLoadBalancer(s Snapshot, m Member) Snapshot {
+	s.LoadBalancers = slices.Clone(s.LoadBalancers)
+	for i := range s.LoadBalancers {
+		if s.LoadBalancers[i].Name == m.Name {
+			s.LoadBalancers[i].Up = false
 		}
 	}
 	return s

@@ -14,6 +14,10 @@ const (
 	ComponentRedis    = "redis"
 	ComponentRabbitMQ = "rabbitmq"
 	ComponentGateway  = "gateway"
+	// ComponentLoadBalancer is a balancer in front of the IAP servers; it
+	// names members (single points of failure), not a failures-tolerated
+	// component.
+	ComponentLoadBalancer = "loadbalancer"
 	// ComponentSentinel is a Redis Sentinel as a member; its group is a
 	// ComponentRedis instance.
 	ComponentSentinel = "sentinel"
@@ -38,6 +42,7 @@ type Verdict struct {
 	Architecture ArchitectureVerdict `json:"architecture"`
 	SplitBrain   []SplitBrain        `json:"split_brain"`
 	Members      []MemberVerdict     `json:"members"`
+	Balancers    []BalancerVerdict   `json:"balancers,omitempty"`
 	Unknown      []string            `json:"unknown,omitempty"`
 }
 
@@ -164,6 +169,7 @@ func Evaluate(cfg *config.Config, s *Snapshot) *Verdict {
 		}
 		v.Sites = append(v.Sites, sv)
 	}
+	v.Balancers = Balancers(s)
 	v.Architecture = e.architecture()
 	if !v.Architecture.Known() {
 		v.Unknown = append(v.Unknown, "architecture: "+v.Architecture.Reason)

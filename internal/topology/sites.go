@@ -75,9 +75,16 @@ func (l loss) String() string {
 }
 
 // without takes the loss away and asks whether some IAP server left can
-// still work tasks with everything it depends on: True as soon as one can,
-// False when every one is known not to, Unknown otherwise.
+// still work tasks with everything it depends on, and users still reach
+// it through a load balancer where balancers are configured.
 func (e estate) without(l loss) judgement {
+	return e.balancersSurvive(l, e.serversWithout(l))
+}
+
+// serversWithout asks whether some IAP server left can still work tasks
+// with everything it depends on: True as soon as one can, False when every
+// one is known not to, Unknown otherwise.
+func (e estate) serversWithout(l loss) judgement {
 	switch {
 	case e.s.IAP == nil:
 		return unknown("the IAP servers were not probed")

@@ -20,6 +20,8 @@ type Snapshot struct {
 	Redis    []SentinelGroup `json:"redis"`
 	RabbitMQ []RabbitCluster `json:"rabbitmq"`
 	Gateways []Gateway       `json:"gateways"`
+	// LoadBalancers: nil when none is configured or the probe failed.
+	LoadBalancers []LoadBalancer `json:"load_balancers,omitempty"`
 }
 
 // Part is one probe's share of a Snapshot. Every probe returns its own part

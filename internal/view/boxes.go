@@ -8,7 +8,8 @@ import (
 )
 
 // Boxes lays out every member of the snapshot, in row order: IAP servers,
-// MongoDB members, Redis data nodes, Sentinels, RabbitMQ nodes, gateways.
+// MongoDB members, Redis data nodes, Sentinels, RabbitMQ nodes, gateways,
+// load balancers.
 func Boxes(s *topology.Snapshot) []sitedBox {
 	var out []sitedBox
 	add := func(site string, b Box) { out = append(out, sitedBox{Box: b, site: site}) }
@@ -119,6 +120,32 @@ func Boxes(s *topology.Snapshot) []sitedBox {
 			b.State, b.Class = "down", ClassDown
 		}
 		add(g.Site, b)
+	}
+	// A balancer and where it sends users: the servers it routes to, and
+	// the servers on which its checks and the exporter's view disagree.
+	for _, lb := range topology.Balancers(s) {
+		b := Box{Component: "loadbalancer", Name: lb.Balancer, State: "down", Class: ClassDown, Detail: lb.Kind}
+		if lb.Up {
+			var routed, disagree []string
+			for _, sv := range lb.Servers {
+				if sv.Routed {
+					routed = append(routed, sv.Server)
+				}
+				if sv.Disagrees == topology.True {
+					disagree = append(disagree, sv.Server)
+				}
+			}
+			b.State, b.Class = "routes to "+strings.Join(routed, ", "), ClassHead
+			if len(routed) == 0 {
+				b.State, b.Class = "routes to no server", ClassDown
+			}
+			b.Detail = fmt.Sprintf("%s, %d routed server(s) working tasks, %d idle", lb.Kind, lb.RoutedWorking, lb.RoutedIdle)
+			if len(disagree) > 0 {
+				b.Detail += "; disagrees with the exporter on " + strings.Join(disagree, ", ")
+				b.Class = ClassUnknown
+			}
+		}
+		add(lb.Site, b)
 	}
 	return out
 }

@@ -181,7 +181,7 @@ const (
 
 // Box is one member drawn on the page.
 type Box struct {
-	Component string // iap, mongodb, redis, sentinel, rabbitmq, gateway
+	Component string // iap, mongodb, redis, sentinel, rabbitmq, gateway, loadbalancer
 	Group     string // the instance: replica set, Sentinel group, cluster
 	Name      string
 	State     string // what the member is: active, primary, replica, down, …
@@ -273,6 +273,7 @@ func newPage(doc *Document, opts Options) page {
 var rowTitles = map[string]string{
 	"iap": "IAP servers", "mongodb": "MongoDB members", "redis": "Redis data nodes",
 	"sentinel": "Redis Sentinels", "rabbitmq": "RabbitMQ nodes", "gateway": "Automation Gateways",
+	"loadbalancer": "Load balancers",
 }
 
 type sitedBox struct {

@@ -59,6 +59,15 @@ func ha6Scrape() *topology.Observation {
 			{Name: "rabbit@a", Site: "dc1", Running: true}, {Name: "rabbit@b", Site: "dc1"},
 		}}},
 		Gateways: []topology.Gateway{{Name: "iag1", Site: "dc2", Up: true, Capacity: 5000, Devices: map[string]int{"devices": 4500}}},
+		// HAProxy still routes to iap-dc1-2, which the exporter sees down.
+		LoadBalancers: []topology.LoadBalancer{
+			{Name: "lb1", Site: "dc1", Kind: "haproxy", Up: true, Servers: []topology.BalancerServer{
+				{Name: "iap-dc1-1", IAPServer: "iap-dc1-1", Status: "UP", Reaches: topology.True, Routed: true},
+				{Name: "iap-dc1-2", IAPServer: "iap-dc1-2", Status: "UP", Reaches: topology.True, Routed: true},
+				{Name: "iap-dc2-1", IAPServer: "iap-dc2-1", Status: "UP", Backup: true, Reaches: topology.True},
+			}},
+			{Name: "lb2", Site: "dc2", Kind: "vip", Error: "connection refused"},
+		},
 	}
 	return &topology.Observation{Config: cfg, Snapshot: snap, Verdict: topology.Evaluate(cfg, snap),
 		Results: map[string]topology.ProbeResult{"iap": {Duration: 20 * time.Millisecond}}}
@@ -101,6 +110,9 @@ func TestBoxesClassEveryState(t *testing.T) {
 		"rabbitmq/rabbit@a": "follower dc1",
 		"rabbitmq/rabbit@b": "down dc1",
 		"gateway/iag1":      "head dc2",
+		// It routes, but disagrees with the exporter on iap-dc1-2.
+		"loadbalancer/lb1": "unknown dc1",
+		"loadbalancer/lb2": "down dc2",
 	}
 	for k, w := range want {
 		if got[k] != w {
@@ -109,6 +121,11 @@ func TestBoxesClassEveryState(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("got %d boxes, want %d: %v", len(got), len(want), got)
+	}
+	for _, b := range Boxes(ha6Scrape().Snapshot) {
+		if b.Name == "lb1" && (b.State != "routes to iap-dc1-1, iap-dc1-2" || !strings.Contains(b.Detail, "disagrees with the exporter on iap-dc1-2")) {
+			t.Errorf("lb1: state %q, detail %q", b.State, b.Detail)
+		}
 	}
 }
 
