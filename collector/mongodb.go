@@ -78,9 +78,7 @@ func (c *mongodbCollector) Probe(ctx context.Context) (topology.Part, error) {
 func (c *mongodbCollector) Close() error { return c.clients.Close() }
 
 func (c *mongodbCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
+	gauge := gauges(ch)
 	for _, rs := range o.Snapshot.MongoDB {
 		if !rs.Up {
 			gauge(c.up, 0, rs.Name)

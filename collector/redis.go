@@ -86,9 +86,7 @@ func (c *redisCollector) Probe(ctx context.Context) (topology.Part, error) {
 func (c *redisCollector) Close() error { return c.clients.Close() }
 
 func (c *redisCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
+	gauge := gauges(ch)
 	for _, g := range o.Snapshot.Redis {
 		var masters []string
 		reachable, epoch, failover := 0, int64(0), false

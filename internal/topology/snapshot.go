@@ -205,10 +205,10 @@ func (s IAPServer) DependenciesRunning() bool {
 // (PromotableState is True).
 func (s IAPServer) Promotable() bool { return s.PromotableState() == True }
 
-// PromotableState says whether a standby could take over, as DESIGN.md
-// defines it: it answers /health/status, its authenticated API works, its
-// task worker is known to be stopped, no dependency it lists is failing, its
-// applications run and its adapters are online. Unknown where a fact it
+// PromotableState says whether a standby could take over: it answers
+// /health/status, its authenticated API works, its task worker is known to
+// be stopped, no dependency it lists is failing, its applications run and
+// its adapters are online. Unknown where a fact it
 // needs could not be read; False where one is known to fail.
 func (s IAPServer) PromotableState() Tristate {
 	if !s.Up || s.APIUp == False || s.TaskWorker == True || !s.DependenciesRunning() ||
