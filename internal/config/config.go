@@ -9,8 +9,7 @@
 // Load (and Default) decode strictly (load.go, strict.go), set every default
 // once (defaults.go), check every field (validate.go) and read the files the
 // configuration names, refusing anything but a bounded regular file
-// (files.go). What they return is complete: nothing downstream defaults
-// again.
+// (files.go). What they return is complete.
 package config
 
 import (
