@@ -140,6 +140,13 @@ func closeAll(cs map[string]Collector) {
 	}
 }
 
+// describe sends a collector's descriptors.
+func describe(ch chan<- *prometheus.Desc, ds ...*prometheus.Desc) {
+	for _, d := range ds {
+		ch <- d
+	}
+}
+
 // gauges is how every collector sends its gauge samples.
 func gauges(ch chan<- prometheus.Metric) func(d *prometheus.Desc, v float64, labels ...string) {
 	return func(d *prometheus.Desc, v float64, labels ...string) {

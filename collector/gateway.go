@@ -60,9 +60,7 @@ func newGatewayCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 }
 
 func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.info, c.devices, c.capacity, c.iapAdapterUp, c.disagrees} {
-		ch <- d
-	}
+	describe(ch, c.up, c.info, c.devices, c.capacity, c.iapAdapterUp, c.disagrees)
 }
 
 func (c *gatewayCollector) Probe(ctx context.Context) (topology.Part, error) {

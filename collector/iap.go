@@ -77,13 +77,11 @@ func newIAPCollector(cfg *config.Config, logger *slog.Logger) (Collector, error)
 }
 
 func (c *iapCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
+	describe(ch,
 		iapUpDesc, iapInfoDesc, iapDependencyUpDesc, iapApplicationsHealthyDesc, iapAdaptersHealthyDesc,
 		iapApplicationUpDesc, iapAdapterUpDesc, iapTaskWorkerRunningDesc, iapJobWorkerRunningDesc,
 		iapTaskWorkerConfiguredDesc, iapJobWorkerConfiguredDesc, iapDeclaredActiveDesc, iapAPIUpDesc, iapServersDesc,
-	} {
-		ch <- d
-	}
+	)
 }
 
 func (c *iapCollector) Probe(ctx context.Context) (topology.Part, error) {

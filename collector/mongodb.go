@@ -61,12 +61,10 @@ func newMongoDBCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 }
 
 func (c *mongodbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
+	describe(ch,
 		c.up, c.primaries, c.term, c.voting, c.healthyVoting, c.majority,
 		c.state, c.health, c.lag, c.votes, c.priority, c.reachable, c.hidden, c.delay,
-	} {
-		ch <- d
-	}
+	)
 }
 
 // Probe reads every replica set concurrently; a set that cannot be read is

@@ -74,15 +74,13 @@ func newRabbitMQCollector(cfg *config.Config, logger *slog.Logger) (Collector, e
 }
 
 func (c *rabbitMQCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
+	describe(ch,
 		c.up, c.info, c.mirroringSupported,
 		c.nodeRunning, c.nodePartitions, c.nodeAlarm, c.nodePeers,
 		c.queues, c.unsynchronised, c.withoutQuorum, c.quorumCritical, c.mirrorSyncCritical,
 		c.federationLinkUp,
 		c.queueMirrors, c.queueSyncedMirrors, c.queueMembers, c.queueOnlineMembers,
-	} {
-		ch <- d
-	}
+	)
 }
 
 func (c *rabbitMQCollector) Probe(ctx context.Context) (topology.Part, error) {

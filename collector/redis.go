@@ -68,13 +68,11 @@ func newRedisCollector(cfg *config.Config, logger *slog.Logger) (Collector, erro
 }
 
 func (c *redisCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
+	describe(ch,
 		c.distinctMasters, c.quorum, c.reachable, c.failover, c.epoch,
 		c.up, c.masterInfo, c.ckquorum, c.known, c.knownReplicas, c.tilt, c.sdown, c.odown,
 		c.nodeUp, c.isMaster, c.linkUp, c.lag, c.priority, c.connectedReplicas,
-	} {
-		ch <- d
-	}
+	)
 }
 
 // Probe reads every group concurrently; a Sentinel or node that fails is

@@ -55,9 +55,7 @@ func newTopologyCollector(*config.Config, *slog.Logger) (Collector, error) {
 }
 
 func (c *topologyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tolerated, c.siteSurvivable, c.devicesWithoutGateway, c.archInfo, c.archDegraded, c.splitBrain, c.singlePoint, c.lossDegrades} {
-		ch <- d
-	}
+	describe(ch, c.tolerated, c.siteSurvivable, c.devicesWithoutGateway, c.archInfo, c.archDegraded, c.splitBrain, c.singlePoint, c.lossDegrades)
 }
 
 func (c *topologyCollector) Probe(context.Context) (topology.Part, error) { return nil, nil }
