@@ -4,8 +4,11 @@
 // remediation receiver read (Observation).
 //
 // Probes fill a Snapshot; they know nothing of Prometheus. The model is pure
-// functions over a Snapshot and the configured sites. Collectors and the
-// remediation receiver only read both.
+// functions over a Snapshot and the configured sites: each component judges
+// itself in its own file (mongodb.go, redis.go, rabbitmq.go, iap.go: its
+// tolerance, split brain and survival of a site), and Evaluate (model.go)
+// composes them with the site losses (sites.go) and the class table
+// (architecture.go). Collectors and the remediation receiver only read both.
 package topology
 
 import "time"
