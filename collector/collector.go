@@ -99,18 +99,6 @@ func Enabled(name string) bool {
 	return ok && *r.enabled
 }
 
-// SetEnabled overrides the flag of a collector; for tests and tools.
-func SetEnabled(name string, on bool) error {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	r, ok := factories[name]
-	if !ok {
-		return fmt.Errorf("unknown collector %q", name)
-	}
-	*r.enabled = on
-	return nil
-}
-
 // build instantiates the enabled collectors (or, with names, exactly those).
 // Collectors without targets (ErrNoData) are left out.
 func build(cfg *config.Config, logger *slog.Logger, names []string) (map[string]Collector, error) {
@@ -149,6 +137,20 @@ func closeAll(cs map[string]Collector) {
 		if cl, ok := c.(interface{ Close() error }); ok {
 			_ = cl.Close()
 		}
+	}
+}
+
+// describe sends a collector's descriptors.
+func describe(ch chan<- *prometheus.Desc, ds ...*prometheus.Desc) {
+	for _, d := range ds {
+		ch <- d
+	}
+}
+
+// gauges is how every collector sends its gauge samples.
+func gauges(ch chan<- prometheus.Metric) func(d *prometheus.Desc, v float64, labels ...string) {
+	return func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 }
 

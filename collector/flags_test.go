@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 // off after an upgrade, and the last flag given wins as for any kingpin flag.
 func TestFormerSentinelFlagsStillSetTheRedisCollector(t *testing.T) {
 	t.Cleanup(func() {
-		if err := SetEnabled("redis", true); err != nil {
+		if err := setEnabled("redis", true); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -43,4 +44,16 @@ func TestFormerSentinelFlagsStillSetTheRedisCollector(t *testing.T) {
 			t.Error("--collector.sentinel is listed in --help; the alias should be hidden")
 		}
 	}
+}
+
+// setEnabled overrides the flag of a collector.
+func setEnabled(name string, on bool) error {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	r, ok := factories[name]
+	if !ok {
+		return fmt.Errorf("unknown collector %q", name)
+	}
+	*r.enabled = on
+	return nil
 }

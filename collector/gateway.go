@@ -60,9 +60,7 @@ func newGatewayCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 }
 
 func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.info, c.devices, c.capacity, c.iapAdapterUp, c.disagrees} {
-		ch <- d
-	}
+	describe(ch, c.up, c.info, c.devices, c.capacity, c.iapAdapterUp, c.disagrees)
 }
 
 func (c *gatewayCollector) Probe(ctx context.Context) (topology.Part, error) {
@@ -72,9 +70,7 @@ func (c *gatewayCollector) Probe(ctx context.Context) (topology.Part, error) {
 func (c *gatewayCollector) Close() error { return c.clients.Close() }
 
 func (c *gatewayCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
+	gauge := gauges(ch)
 	for _, g := range o.Snapshot.Gateways {
 		gauge(c.up, boolValue(g.Up), g.Name, g.Site)
 		gauge(c.capacity, float64(g.Capacity), g.Name, g.Site)

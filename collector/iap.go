@@ -77,13 +77,11 @@ func newIAPCollector(cfg *config.Config, logger *slog.Logger) (Collector, error)
 }
 
 func (c *iapCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
+	describe(ch,
 		iapUpDesc, iapInfoDesc, iapDependencyUpDesc, iapApplicationsHealthyDesc, iapAdaptersHealthyDesc,
 		iapApplicationUpDesc, iapAdapterUpDesc, iapTaskWorkerRunningDesc, iapJobWorkerRunningDesc,
 		iapTaskWorkerConfiguredDesc, iapJobWorkerConfiguredDesc, iapDeclaredActiveDesc, iapAPIUpDesc, iapServersDesc,
-	} {
-		ch <- d
-	}
+	)
 }
 
 func (c *iapCollector) Probe(ctx context.Context) (topology.Part, error) {
@@ -116,8 +114,9 @@ func (c *iapCollector) Update(o *topology.Observation, ch chan<- prometheus.Metr
 }
 
 func updateIAPServer(srv topology.IAPServer, ch chan<- prometheus.Metric) {
+	send := gauges(ch)
 	gauge := func(d *prometheus.Desc, v float64, extra ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{srv.Name, srv.Site}, extra...)...)
+		send(d, v, append([]string{srv.Name, srv.Site}, extra...)...)
 	}
 	// Unknown facts (not asked, or the answer failed) send no sample.
 	tristate := func(d *prometheus.Desc, t topology.Tristate) {

@@ -61,12 +61,10 @@ func newMongoDBCollector(cfg *config.Config, logger *slog.Logger) (Collector, er
 }
 
 func (c *mongodbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
+	describe(ch,
 		c.up, c.primaries, c.term, c.voting, c.healthyVoting, c.majority,
 		c.state, c.health, c.lag, c.votes, c.priority, c.reachable, c.hidden, c.delay,
-	} {
-		ch <- d
-	}
+	)
 }
 
 // Probe reads every replica set concurrently; a set that cannot be read is
@@ -78,9 +76,7 @@ func (c *mongodbCollector) Probe(ctx context.Context) (topology.Part, error) {
 func (c *mongodbCollector) Close() error { return c.clients.Close() }
 
 func (c *mongodbCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
+	gauge := gauges(ch)
 	for _, rs := range o.Snapshot.MongoDB {
 		if !rs.Up {
 			gauge(c.up, 0, rs.Name)

@@ -74,15 +74,13 @@ func newRabbitMQCollector(cfg *config.Config, logger *slog.Logger) (Collector, e
 }
 
 func (c *rabbitMQCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
+	describe(ch,
 		c.up, c.info, c.mirroringSupported,
 		c.nodeRunning, c.nodePartitions, c.nodeAlarm, c.nodePeers,
 		c.queues, c.unsynchronised, c.withoutQuorum, c.quorumCritical, c.mirrorSyncCritical,
 		c.federationLinkUp,
 		c.queueMirrors, c.queueSyncedMirrors, c.queueMembers, c.queueOnlineMembers,
-	} {
-		ch <- d
-	}
+	)
 }
 
 func (c *rabbitMQCollector) Probe(ctx context.Context) (topology.Part, error) {
@@ -92,35 +90,27 @@ func (c *rabbitMQCollector) Probe(ctx context.Context) (topology.Part, error) {
 func (c *rabbitMQCollector) Close() error { return c.clients.Close() }
 
 func (c *rabbitMQCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	flag := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
+	gauge := gauges(ch)
 	for _, cl := range o.Snapshot.RabbitMQ {
-		gauge(c.up, flag(cl.Up), cl.Name)
+		gauge(c.up, boolValue(cl.Up), cl.Name)
 		if !cl.Up {
 			continue
 		}
 		gauge(c.info, 1, cl.Name, cl.ClusterName, cl.Version)
-		gauge(c.mirroringSupported, flag(cl.MirroringSupported), cl.Name)
+		gauge(c.mirroringSupported, boolValue(cl.MirroringSupported), cl.Name)
 		for _, n := range cl.Nodes {
-			gauge(c.nodeRunning, flag(n.Running), cl.Name, n.Name)
+			gauge(c.nodeRunning, boolValue(n.Running), cl.Name, n.Name)
 			if !n.Running {
 				continue // a stopped member reports nothing else
 			}
 			gauge(c.nodePartitions, float64(len(n.Partitions)), cl.Name, n.Name)
-			gauge(c.nodeAlarm, flag(n.MemAlarm), cl.Name, n.Name, "memory")
-			gauge(c.nodeAlarm, flag(n.DiskAlarm), cl.Name, n.Name, "disk")
+			gauge(c.nodeAlarm, boolValue(n.MemAlarm), cl.Name, n.Name, "memory")
+			gauge(c.nodeAlarm, boolValue(n.DiskAlarm), cl.Name, n.Name, "disk")
 			gauge(c.nodePeers, float64(len(n.Peers)), cl.Name, n.Name)
 		}
 		c.updateQueues(cl, gauge)
 		for _, l := range cl.FederationLinks {
-			gauge(c.federationLinkUp, flag(l.Status == "running"), cl.Name, l.VHost, l.Upstream, l.Type, l.Name)
+			gauge(c.federationLinkUp, boolValue(l.Status == "running"), cl.Name, l.VHost, l.Upstream, l.Type, l.Name)
 		}
 	}
 }

@@ -68,13 +68,11 @@ func newRedisCollector(cfg *config.Config, logger *slog.Logger) (Collector, erro
 }
 
 func (c *redisCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
+	describe(ch,
 		c.distinctMasters, c.quorum, c.reachable, c.failover, c.epoch,
 		c.up, c.masterInfo, c.ckquorum, c.known, c.knownReplicas, c.tilt, c.sdown, c.odown,
 		c.nodeUp, c.isMaster, c.linkUp, c.lag, c.priority, c.connectedReplicas,
-	} {
-		ch <- d
-	}
+	)
 }
 
 // Probe reads every group concurrently; a Sentinel or node that fails is
@@ -86,9 +84,7 @@ func (c *redisCollector) Probe(ctx context.Context) (topology.Part, error) {
 func (c *redisCollector) Close() error { return c.clients.Close() }
 
 func (c *redisCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
+	gauge := gauges(ch)
 	for _, g := range o.Snapshot.Redis {
 		var masters []string
 		reachable, epoch, failover := 0, int64(0), false

@@ -55,31 +55,30 @@ func newTopologyCollector(*config.Config, *slog.Logger) (Collector, error) {
 }
 
 func (c *topologyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.tolerated, c.siteSurvivable, c.devicesWithoutGateway, c.archInfo, c.archDegraded, c.splitBrain, c.singlePoint, c.lossDegrades} {
-		ch <- d
-	}
+	describe(ch, c.tolerated, c.siteSurvivable, c.devicesWithoutGateway, c.archInfo, c.archDegraded, c.splitBrain, c.singlePoint, c.lossDegrades)
 }
 
 func (c *topologyCollector) Probe(context.Context) (topology.Part, error) { return nil, nil }
 
 func (c *topologyCollector) Update(o *topology.Observation, ch chan<- prometheus.Metric) {
 	v := o.Verdict
+	gauge := gauges(ch)
 	for _, cv := range v.Components {
-		ch <- prometheus.MustNewConstMetric(c.tolerated, prometheus.GaugeValue, float64(cv.FailuresTolerated), cv.Component, cv.Name)
+		gauge(c.tolerated, float64(cv.FailuresTolerated), cv.Component, cv.Name)
 	}
 	for _, sv := range v.Sites {
-		ch <- prometheus.MustNewConstMetric(c.siteSurvivable, prometheus.GaugeValue, boolValue(sv.Survivable), sv.Site)
+		gauge(c.siteSurvivable, boolValue(sv.Survivable), sv.Site)
 		if len(o.Snapshot.Gateways) > 0 {
-			ch <- prometheus.MustNewConstMetric(c.devicesWithoutGateway, prometheus.GaugeValue, float64(sv.DevicesWithoutGateway), sv.Site)
+			gauge(c.devicesWithoutGateway, float64(sv.DevicesWithoutGateway), sv.Site)
 		}
 	}
 	// An unknown class is no sample: the reason is in the verdict's Unknown.
 	if v.Architecture.Known() {
-		ch <- prometheus.MustNewConstMetric(c.archInfo, prometheus.GaugeValue, 1, v.Architecture.Observed, v.Architecture.Expected)
-		ch <- prometheus.MustNewConstMetric(c.archDegraded, prometheus.GaugeValue, boolValue(v.Architecture.Degraded()))
+		gauge(c.archInfo, 1, v.Architecture.Observed, v.Architecture.Expected)
+		gauge(c.archDegraded, boolValue(v.Architecture.Degraded()))
 	}
 	for _, sb := range v.SplitBrain {
-		ch <- prometheus.MustNewConstMetric(c.splitBrain, prometheus.GaugeValue, boolValue(sb.Active), sb.Component, sb.Name)
+		gauge(c.splitBrain, boolValue(sb.Active), sb.Component, sb.Name)
 	}
 	// Members of two groups may share their labels (RabbitMQ nodes of the
 	// same name in two clusters of one site): one series each, 1 if either is.

@@ -24,7 +24,7 @@ func TestImage(t *testing.T) {
 	if err := lab.EnsurePackages(map[string]string{"podman": "podman", "runc": "runc"}); err != nil {
 		t.Fatalf("the image test needs podman and runc: %v", err)
 	}
-	// On these machines (LAB.md) podman's default ulimits are refused and
+	// On the Debian 12 test machines podman's default ulimits are refused and
 	// crun fails on the hybrid cgroups: no default ulimits, runc, cgroupfs.
 	conf := filepath.Join(t.TempDir(), "containers.conf")
 	if err := os.WriteFile(conf, []byte("[containers]\ndefault_ulimits = []\n"), 0o644); err != nil {

@@ -93,9 +93,8 @@ func decodeWebhook(b []byte) (*Webhook, error) {
 
 // webhookOptions make encoding/json/v2's decoder (github.com/go-json-experiment/json)
 // read as encoding/json does (names in any case, a name twice, invalid UTF-8
-// replaced, RFC 3339 times read loosely, …). It takes half of encoding/json's
-// CPU and 40 % of its allocations for a notification (BenchmarkDecodeWebhook),
-// which was a quarter of the receiver's CPU per post.
+// replaced, RFC 3339 times read loosely, …), at half encoding/json's CPU
+// (PERFORMANCE.md).
 var webhookOptions = jsonv1.DefaultOptionsV1()
 
 // webhookFields is Webhook without its UnmarshalJSON.

@@ -15,10 +15,8 @@ import (
 // A burst of notifications is decided once it is over, as one batch:
 // answering is urgent, deciding is not (a promotion's gates take seconds),
 // and a worker deciding while the burst lasts takes CPU from the answers.
-// A burst of 200 answered within the goal (p99 10 ms) is over well before
-// 25 ms; under a load that does not stop, the worker decides every 25 ms,
-// in batches small enough not to hold up the answers in their turn (with
-// 100 ms, the p99 of back-to-back rounds of 200 rose by 20-40 %).
+// Under a load that does not stop the worker decides every 25 ms, in
+// batches small enough not to hold up the answers (PERFORMANCE.md).
 const (
 	burstQuiet    = 5 * time.Millisecond  // no notification for this long ends a burst
 	burstMaxDelay = 25 * time.Millisecond // a burst that does not end is decided anyway

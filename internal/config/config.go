@@ -5,11 +5,14 @@
 // (password_file) or an environment variable (password_env) that Load reads.
 // The secret values live in fields tagged yaml:"-" so that they cannot leak
 // through a dump of the configuration.
+//
+// Load (and Default) decode strictly (load.go, strict.go), set every default
+// once (defaults.go), check every field (validate.go) and read the files the
+// configuration names, refusing anything but a bounded regular file
+// (files.go). What they return is complete.
 package config
 
 import (
-	"time"
-
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
@@ -32,34 +35,6 @@ const (
 const (
 	RoleActive  = "active"
 	RoleStandby = "standby"
-)
-
-// Defaults.
-const (
-	DefaultIAPTimeout    = 5 * time.Second
-	DefaultHealthTimeout = time.Second // Itential recommends 1 s for /health/status
-	DefaultMongoTimeout  = 5 * time.Second
-	DefaultRedisTimeout  = 2 * time.Second
-	// Under the usual scrape deadline (10 s less the 500 ms offset), so
-	// that a hung cluster is reported down rather than cut with the rest.
-	DefaultRabbitMQTimeout = 8 * time.Second
-	DefaultGatewayTimeout  = 5 * time.Second
-	DefaultGatewayCapacity = 5000
-	// DefaultBalancerTimeout bounds one balancer's probe: the stats socket
-	// answers at once, a VIP's /health/status is what Itential asks in 1 s.
-	DefaultBalancerTimeout = 2 * time.Second
-	// DefaultVIPRequests is how many times a scrape asks /health/status
-	// through a virtual IP: enough to meet two servers under round robin.
-	DefaultVIPRequests     = 4
-	MaxVIPRequests         = 32
-	DefaultSentinelMaster  = "itentialmaster"
-	DefaultMongoSiteTag    = "dc"
-	DefaultLocalSite       = "local"
-	DefaultIAPCookieName   = "token"
-	DefaultRabbitMQUser    = "guest"
-	DefaultMongoAuthSource = "admin"
-	// DefaultPartitionHandling is RabbitMQ's own default.
-	DefaultPartitionHandling = "ignore"
 )
 
 // Config is the whole configuration file.

@@ -44,31 +44,13 @@ func Parse(data []byte, dir string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.v.complete(cfg)
+	cfg.setDefaults()
+	c.v.check(cfg)
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
 	cfg.Warnings = c.v.warnings
 	return cfg, nil
-}
-
-// Default is the configuration used without a file: an all-in-one (HA-0)
-// node on localhost at the standard ports.
-func Default() *Config {
-	cfg := &Config{
-		Architecture: ArchHA0,
-		Sites:        []Site{{Name: DefaultLocalSite, Role: SiteActive}},
-		IAP:          IAP{Servers: []IAPServer{{Name: "localhost", URL: "http://localhost:3000"}}},
-		MongoDB:      []ReplicaSet{{Name: "rs0", URI: "mongodb://localhost:27017/?directConnection=true"}},
-		Redis:        []SentinelGroup{{Sentinels: []Sentinel{{Address: "localhost:26379"}}}},
-		RabbitMQ:     []RabbitCluster{{Name: "local", URLs: []string{"http://localhost:15672"}, Credentials: Credentials{Username: DefaultRabbitMQUser, Password: "guest"}}},
-	}
-	v := validator{lines: map[string]int{}}
-	v.complete(cfg)
-	if len(v.problems) > 0 {
-		panic("default configuration is invalid: " + v.problems.Error())
-	}
-	return cfg
 }
 
 // walk checks every mapping key of the YAML tree against the fields of t,

@@ -61,12 +61,17 @@ func (c *Checker) Credentials(path string, cred *Credentials, required bool) {
 	c.v.credentials(path, cred, required)
 }
 
-// IAPAuth checks an IAP login or OAuth client and reads its secret.
-func (c *Checker) IAPAuth(path string, a *IAPAuth) { c.v.iapAuth(path, a) }
+// IAPAuth sets the defaults of an IAP login or OAuth client, checks it and
+// reads its secret.
+func (c *Checker) IAPAuth(path string, a *IAPAuth) {
+	a.setDefaults()
+	c.v.iapAuth(path, a)
+}
 
 // Duration refuses a negative duration and sets a zero one to def.
 func (c *Checker) Duration(path string, d *model.Duration, def time.Duration) {
-	c.v.duration(path, d, def)
+	setDuration(d, def)
+	c.v.duration(path, *d)
 }
 
 // Path resolves a file name relative to the directory of the file decoded.

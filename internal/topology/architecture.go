@@ -7,8 +7,8 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
-// The architecture classes, from Itential's definitions (IAP_API.md,
-// "Architectures Itential documents"), applied to the live topology the
+// The architecture classes, from the architectures Itential documents for
+// IAP (HA-0, HA-3, HA-6), applied to the live topology the
 // same way before and after a promotion: a server counts if it works tasks
 // or could be promoted, whatever role the configuration declares.
 //

@@ -7,9 +7,9 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
-// iapTolerance is the servers able to work tasks (actives and promotable
+// tolerance is the servers able to work tasks (actives and promotable
 // standbys) − 1. Unknown while any server's ability is unknown.
-func iapTolerance(servers []IAPServer) (int, judgement) {
+func (servers IAPServers) tolerance() (int, judgement) {
 	active, standby := 0, 0
 	var unsure []string
 	for _, s := range servers {
@@ -33,10 +33,10 @@ func iapTolerance(servers []IAPServer) (int, judgement) {
 	return active + standby - 1, yes("%d active and %d promotable standby servers", active, standby)
 }
 
-// iapSplit flags a declared standby working tasks beside the actives: more
+// Split flags a declared standby working tasks beside the actives: more
 // servers work than the design declares active. A standby that works in
 // place of a failed active (after a promotion) is a takeover, not two heads.
-func iapSplit(servers []IAPServer) SplitBrain {
+func (servers IAPServers) Split() SplitBrain {
 	var working, rogueStandby []string
 	declaredActive := 0
 	for _, s := range servers {

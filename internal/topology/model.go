@@ -116,39 +116,22 @@ func unknown(format string, args ...any) judgement {
 func Evaluate(cfg *config.Config, s *Snapshot) *Verdict {
 	v := &Verdict{}
 	for _, rs := range s.MongoDB {
-		if !rs.Up {
-			v.Unknown = append(v.Unknown, fmt.Sprintf("mongodb %s: status could not be read", rs.Name))
-			continue
-		}
-		n, why := rs.Tolerance()
-		v.Components = append(v.Components, ComponentVerdict{ComponentMongoDB, rs.Name, n, why})
-		v.SplitBrain = append(v.SplitBrain, rs.Split())
+		v.judge(ComponentMongoDB, rs.Name, rs, unreadIf(!rs.Up, "status could not be read"))
 	}
 	for _, g := range s.Redis {
-		if !g.Known() {
-			v.Unknown = append(v.Unknown, fmt.Sprintf("redis %s: no Sentinel answered", g.Name))
-			continue
-		}
-		n, why := g.Tolerance()
-		v.Components = append(v.Components, ComponentVerdict{ComponentRedis, g.Name, n, why})
-		v.SplitBrain = append(v.SplitBrain, g.Split())
+		v.judge(ComponentRedis, g.Name, g, unreadIf(!g.Known(), "no Sentinel answered"))
 	}
 	for _, c := range s.RabbitMQ {
-		if !c.Up {
-			v.Unknown = append(v.Unknown, fmt.Sprintf("rabbitmq %s: no management API answered", c.Name))
-			continue
-		}
-		n, why := c.Tolerance()
-		v.Components = append(v.Components, ComponentVerdict{ComponentRabbitMQ, c.Name, n, why})
-		v.SplitBrain = append(v.SplitBrain, c.Split())
+		v.judge(ComponentRabbitMQ, c.Name, c, unreadIf(!c.Up, "no management API answered"))
 	}
 	if s.IAP != nil {
-		if n, j := iapTolerance(s.IAP); j.state == Unknown {
+		servers := IAPServers(s.IAP)
+		if n, j := servers.tolerance(); j.state == Unknown {
 			v.Unknown = append(v.Unknown, "iap servers: "+j.reason)
 		} else {
 			v.Components = append(v.Components, ComponentVerdict{ComponentIAP, IAPPool, n, j.reason})
 		}
-		v.SplitBrain = append(v.SplitBrain, iapSplit(s.IAP))
+		v.SplitBrain = append(v.SplitBrain, servers.Split())
 	}
 	for _, g := range s.Gateways {
 		v.Components = append(v.Components, ComponentVerdict{ComponentGateway, g.Name, 0,
@@ -176,6 +159,32 @@ func Evaluate(cfg *config.Config, s *Snapshot) *Verdict {
 	}
 	v.Members, v.Unknown = e.singlePoints(v.Architecture, v.Unknown)
 	return v
+}
+
+// clustered is what a MongoDB replica set, a Sentinel group and a RabbitMQ
+// cluster each answer of themselves.
+type clustered interface {
+	Tolerance() (int, string)
+	Split() SplitBrain
+}
+
+// judge adds the verdict of one clustered instance, or, where its state
+// could not be read (unread is why), says so and judges nothing.
+func (v *Verdict) judge(component, name string, c clustered, unread string) {
+	if unread != "" {
+		v.Unknown = append(v.Unknown, fmt.Sprintf("%s %s: %s", component, name, unread))
+		return
+	}
+	n, why := c.Tolerance()
+	v.Components = append(v.Components, ComponentVerdict{component, name, n, why})
+	v.SplitBrain = append(v.SplitBrain, c.Split())
+}
+
+func unreadIf(unread bool, why string) string {
+	if unread {
+		return why
+	}
+	return ""
 }
 
 // majority of n voters.

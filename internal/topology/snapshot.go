@@ -4,8 +4,11 @@
 // remediation receiver read (Observation).
 //
 // Probes fill a Snapshot; they know nothing of Prometheus. The model is pure
-// functions over a Snapshot and the configured sites. Collectors and the
-// remediation receiver only read both.
+// functions over a Snapshot and the configured sites: each component judges
+// itself in its own file (mongodb.go, redis.go, rabbitmq.go, iap.go: its
+// tolerance, split brain and survival of a site), and Evaluate (model.go)
+// composes them with the site losses (sites.go) and the class table
+// (architecture.go). Collectors and the remediation receiver only read both.
 package topology
 
 import "time"
@@ -207,10 +210,10 @@ func (s IAPServer) DependenciesRunning() bool {
 // (PromotableState is True).
 func (s IAPServer) Promotable() bool { return s.PromotableState() == True }
 
-// PromotableState says whether a standby could take over, as DESIGN.md
-// defines it: it answers /health/status, its authenticated API works, its
-// task worker is known to be stopped, no dependency it lists is failing, its
-// applications run and its adapters are online. Unknown where a fact it
+// PromotableState says whether a standby could take over: it answers
+// /health/status, its authenticated API works, its task worker is known to
+// be stopped, no dependency it lists is failing, its applications run and
+// its adapters are online. Unknown where a fact it
 // needs could not be read; False where one is known to fail.
 func (s IAPServer) PromotableState() Tristate {
 	if !s.Up || s.APIUp == False || s.TaskWorker == True || !s.DependenciesRunning() ||

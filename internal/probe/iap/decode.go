@@ -10,7 +10,7 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
-// The decoders below turn IAP's answers (shared/IAP_API.md) into typed
+// The decoders below turn IAP's answers (2022.1 to Platform 6) into typed
 // facts. They take the body alone so that they can be fuzzed and fed with
 // captured answers.
 

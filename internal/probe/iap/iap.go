@@ -115,15 +115,6 @@ func (p *Client) Probe(ctx context.Context) topology.IAPServers {
 	return out
 }
 
-// ProbeServer probes one server by its configured name.
-func (p *Client) ProbeServer(ctx context.Context, name string) (topology.IAPServer, error) {
-	s, err := p.server(name)
-	if err != nil {
-		return topology.IAPServer{}, err
-	}
-	return p.probe(ctx, s), nil
-}
-
 func (p *Client) server(name string) (*server, error) {
 	for _, s := range p.servers {
 		if s.cfg.Name == name {

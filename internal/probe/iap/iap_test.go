@@ -78,11 +78,11 @@ func newClient(t *testing.T, cfg config.IAP) *Client {
 
 func probeOne(t *testing.T, p *Client, name string) topology.IAPServer {
 	t.Helper()
-	s, err := p.ProbeServer(context.Background(), name)
+	s, err := p.server(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return p.probe(context.Background(), s)
 }
 
 func serviceNames(s topology.IAPServer) []string {
@@ -158,7 +158,7 @@ func TestProbeReleases(t *testing.T) {
 	}
 }
 
-// The facts IAP_API.md marks assumed are simulator options; the probe must
+// The facts Itential does not document are simulator options; the probe must
 // read both readings the same way.
 func TestProbeAssumedFacts(t *testing.T) {
 	for _, tc := range []struct {

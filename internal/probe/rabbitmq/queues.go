@@ -9,13 +9,9 @@ import (
 )
 
 // queuesQuery is the cheapest /api/queues request that still carries what the
-// model needs. Measured on RabbitMQ 3.10.8 with 10,000 idle queues: every
-// column 3.5–8 s and 14 MB; these columns 1.1 s; with disable_stats=true
-// 0.28 s and 0.75 MB. Without statistics, `state` reads "live" and a null
-// `policy` is left out, neither of which matters here; the policy's
-// definition is read from /api/policies instead. sort= turns the default
-// sorting off, and there is no paging: every page costs a full sort (4.1 s
-// for the walk at 10,000 queues, 47 s at 30,000).
+// model needs: its columns, no statistics (the policy's definition is read
+// from /api/policies), no sorting and no paging, since every page costs a
+// full sort (measured in PERFORMANCE.md).
 var queuesQuery = url.Values{
 	"columns":       {"name,vhost,type,node,policy,slave_nodes,synchronised_slave_nodes,leader,members,online"},
 	"disable_stats": {"true"},
@@ -83,8 +79,7 @@ func (q *queue) field(key []byte) field {
 //
 // It reads tokens with jsontext, which hands out strings as bytes of its own
 // buffer (at most 4 KiB of the answer at a time, more only for a longer
-// token). encoding/json's Decoder.Token allocated for every token: 60 times
-// the allocations and 6 to 7 times the CPU (BenchmarkDecodeQueues).
+// token), where encoding/json allocated for every token (PERFORMANCE.md).
 func decodeQueues(r io.Reader, f func(*queue)) error {
 	d := queueDecoder{dec: jsontext.NewDecoder(r,
 		// What encoding/json accepts: repeated keys (above) and invalid
