@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
 	"github.com/iapha/iap_ha_exporter/fixtures/recorded"
 	"github.com/iapha/iap_ha_exporter/internal/config"
@@ -37,12 +38,12 @@ func rabbitRecorded(t *testing.T, dir string) string {
 }
 
 func TestRabbitMQCollector(t *testing.T) {
-	cfg := &config.Config{RabbitMQ: []config.RabbitCluster{
+	cfg := configtest.Config(&config.Config{RabbitMQ: []config.RabbitCluster{
 		{Name: "dc1", Site: "dc1", URLs: []string{"http://127.0.0.1:1", rabbitRecorded(t, "3.10/two-stopped")}, PerQueueMetrics: true},
 		{Name: "dr", Site: "dc2", URLs: []string{rabbitRecorded(t, "3.10/dr-upstream-down")}},
 		{Name: "dc3", Site: "dc3", URLs: []string{rabbitRecorded(t, "4.0/healthy")}},
 		{Name: "gone", Site: "dc3", URLs: []string{"http://127.0.0.1:1"}},
-	}}
+	}})
 	c, err := newRabbitMQCollector(cfg, promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -90,10 +91,10 @@ func TestRabbitMQClusterHungPastTheDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mute.Close()
-	cfg := &config.Config{RabbitMQ: []config.RabbitCluster{
+	cfg := configtest.Config(&config.Config{RabbitMQ: []config.RabbitCluster{
 		{Name: "good", Site: "dc1", URLs: []string{rabbitRecorded(t, "3.10/healthy")}, Timeout: model.Duration(time.Minute)},
 		{Name: "hung", Site: "dc1", URLs: []string{"http://" + mute.Addr()}, Timeout: model.Duration(time.Minute)},
-	}}
+	}})
 	c, err := newRabbitMQCollector(cfg, promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -52,11 +53,11 @@ func (c *stubCollector) Update(o *topology.Observation, ch chan<- prometheus.Met
 	}
 }
 
-// testScraper builds the named collectors from cfg, as the binary would,
-// and closes them when the test ends.
+// testScraper builds the named collectors from cfg, with the defaults Load
+// would give it, as the binary would, and closes them when the test ends.
 func testScraper(t *testing.T, cfg *config.Config, names ...string) *Scraper {
 	t.Helper()
-	s, err := NewScraper(cfg, promslog.NewNopLogger(), names...)
+	s, err := NewScraper(configtest.Config(cfg), promslog.NewNopLogger(), names...)
 	if err != nil {
 		t.Fatal(err)
 	}

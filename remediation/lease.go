@@ -34,9 +34,6 @@ type lease struct {
 
 func newLease(g config.SentinelGroup, cfg LeaseConfig, holder string) (*lease, error) {
 	timeout := time.Duration(g.Timeout)
-	if timeout <= 0 {
-		timeout = config.DefaultRedisTimeout
-	}
 	var tc *tls.Config
 	if g.TLS != nil {
 		var err error

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/iapha/iap_ha_exporter/collector"
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
@@ -32,10 +33,10 @@ func balancedEstate(t *testing.T, e *estate, cfg *config.Config) *lab.HAProxy {
 		t.Fatalf("starting HAProxy: %v", err)
 	}
 	t.Cleanup(func() { h.Stop() })
-	cfg.LoadBalancers = []config.LoadBalancer{{
+	cfg.LoadBalancers = []config.LoadBalancer{configtest.LoadBalancer(config.LoadBalancer{
 		Name: "haproxy-dc1", Site: "dc1", Kind: config.BalancerHAProxy,
 		StatsSocket: h.Socket, Backend: lab.HAProxyBackend,
-	}}
+	})}
 	return h
 }
 

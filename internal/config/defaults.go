@@ -9,7 +9,9 @@ import (
 )
 
 // Defaults. Load and Default apply them, once, before the configuration is
-// checked; the probes, the collectors and the receiver take them as set.
+// checked; the probes, the collectors and the receiver take them as set and
+// apply none of their own. A configuration built in code gets them from
+// SetDefaults.
 const (
 	DefaultIAPTimeout    = 5 * time.Second
 	DefaultHealthTimeout = time.Second // Itential recommends 1 s for /health/status
@@ -56,6 +58,12 @@ func Default() *Config {
 	}
 	return cfg
 }
+
+// SetDefaults fills in every field left empty of a configuration built in
+// code rather than loaded (the lab's, the tests'), exactly as Load does, so
+// that what the probes are given does not depend on who wrote it. It
+// checks nothing.
+func (c *Config) SetDefaults() { c.setDefaults() }
 
 // setDefaults fills in every field left empty. It reports nothing: the
 // validator checks the result, so a value that is wrong is reported whether

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/probe/gateway"
 	"github.com/iapha/iap_ha_exporter/internal/probe/iap"
@@ -76,7 +77,7 @@ func TestHugeAnswerIsCut(t *testing.T) {
 		name:   "iap /health/status",
 		server: &hugeServer{path: "/health/status", prefix: `{"host":"`, filler: "a"},
 		probe: func(url string) (string, error) {
-			p, err := iap.NewClient(config.IAP{HealthTimeout: timeout, Servers: []config.IAPServer{{Name: "iap1", URL: url}}}, slog.New(slog.DiscardHandler))
+			p, err := iap.NewClient(configtest.IAP(config.IAP{HealthTimeout: timeout, Servers: []config.IAPServer{{Name: "iap1", URL: url}}}), slog.New(slog.DiscardHandler))
 			if err != nil {
 				return "", err
 			}
@@ -88,7 +89,7 @@ func TestHugeAnswerIsCut(t *testing.T) {
 		name:   "gateway /poll",
 		server: &hugeServer{path: "/api/v2.0/poll", prefix: `{"hostname":"`, filler: "a"},
 		probe: func(url string) (string, error) {
-			c, err := gateway.NewClient(config.Gateway{Name: "iag1", URL: url, Timeout: timeout}, slog.New(slog.DiscardHandler))
+			c, err := gateway.NewClient(configtest.Gateway(config.Gateway{Name: "iag1", URL: url, Timeout: timeout}), slog.New(slog.DiscardHandler))
 			if err != nil {
 				return "", err
 			}
@@ -135,7 +136,7 @@ func TestHugeAnswerIsCut(t *testing.T) {
 
 func probeRabbit(timeout model.Duration) func(string) (string, error) {
 	return func(url string) (string, error) {
-		c, err := rabbitmq.NewClient(config.RabbitCluster{Name: "r", URLs: []string{url}, Timeout: timeout}, slog.New(slog.DiscardHandler))
+		c, err := rabbitmq.NewClient(configtest.RabbitMQ(config.RabbitCluster{Name: "r", URLs: []string{url}, Timeout: timeout}), slog.New(slog.DiscardHandler))
 		if err != nil {
 			return "", err
 		}
@@ -187,10 +188,10 @@ func (s *hugeTCPServer) serve(c net.Conn) {
 // A Sentinel that answers with an endless array is cut at the probe's limit.
 func TestHugeRedisReplyIsCut(t *testing.T) {
 	srv := startHugeTCPServer(t, []byte("*100000\r\n"), []byte("$4000\r\n"+strings.Repeat("a", 4000)+"\r\n"))
-	p, err := redis.NewClient(config.SentinelGroup{
+	p, err := redis.NewClient(configtest.Redis(config.SentinelGroup{
 		Name: "g", Sentinels: []config.Sentinel{{Address: srv.ln.Addr().String()}},
 		Timeout: model.Duration(time.Minute),
-	}, slog.New(slog.DiscardHandler))
+	}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,10 +214,10 @@ func TestHugeMongoMessageRefused(t *testing.T) {
 	header = binary.LittleEndian.AppendUint32(header, 0)    // responseTo
 	header = binary.LittleEndian.AppendUint32(header, 2013) // OP_MSG
 	srv := startHugeTCPServer(t, header, []byte{0})
-	p, err := mongodb.NewClient(config.ReplicaSet{
+	p, err := mongodb.NewClient(configtest.MongoDB(config.ReplicaSet{
 		Name: "rs0", URI: "mongodb://" + srv.ln.Addr().String() + "/?directConnection=true",
 		Timeout: model.Duration(2 * time.Second),
-	}, slog.New(slog.DiscardHandler))
+	}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

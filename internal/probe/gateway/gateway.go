@@ -53,7 +53,6 @@ var errUnauthorized = errors.New("401 Unauthorized")
 // Client probes one gateway.
 type Client struct {
 	cfg      config.Gateway
-	name     string
 	base     string
 	timeout  time.Duration
 	capacity int
@@ -84,22 +83,12 @@ func NewClient(cfg config.Gateway, logger *slog.Logger) (*Client, error) {
 	}
 	c := &Client{
 		cfg:       cfg,
-		name:      cfg.Name,
 		base:      strings.TrimRight(cfg.URL, "/") + apiBase,
 		timeout:   time.Duration(cfg.Timeout),
 		capacity:  cfg.Capacity,
 		http:      transport.Client(),
 		logger:    logger.With("gateway", cfg.Name),
 		loginSlot: make(chan struct{}, 1),
-	}
-	if c.name == "" {
-		c.name = u.Host
-	}
-	if c.timeout <= 0 {
-		c.timeout = config.DefaultGatewayTimeout
-	}
-	if c.capacity <= 0 {
-		c.capacity = config.DefaultGatewayCapacity
 	}
 	return c, nil
 }
@@ -159,7 +148,7 @@ func (c *Client) Unfinished(err error) topology.Gateway {
 // state is the gateway as configured, before a probe learns anything.
 func (c *Client) state() topology.Gateway {
 	return topology.Gateway{
-		Name:     c.name,
+		Name:     c.cfg.Name,
 		URL:      c.cfg.URL,
 		Site:     c.cfg.Site,
 		Capacity: c.capacity,

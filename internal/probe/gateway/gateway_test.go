@@ -17,6 +17,7 @@ import (
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
 	"github.com/iapha/iap_ha_exporter/fixtures/iagsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
@@ -48,7 +49,7 @@ func gatewayConfig(sim *iagsim.Server, timeout time.Duration) config.Gateway {
 
 func newClient(t *testing.T, cfg config.Gateway) *Client {
 	t.Helper()
-	c, err := NewClient(cfg, slog.New(slog.DiscardHandler))
+	c, err := NewClient(configtest.Gateway(cfg), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestSetKeepsOrderAndIsolatesFailures(t *testing.T) {
 	a, b := gatewayConfig(down, 2*time.Second), gatewayConfig(healthy, 2*time.Second)
 	a.Name, b.Name = "iag-a", "iag-b"
 	b.Capacity = 2000
-	p, err := New([]config.Gateway{a, b}, slog.New(slog.DiscardHandler))
+	p, err := New([]config.Gateway{configtest.Gateway(a), configtest.Gateway(b)}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func KeepLogins(p, old *probe.Set[topology.Gateway]) {
 			continue
 		}
 		for _, o := range old.Targets() {
-			if oc, ok := o.(*Client); ok && oc.name == c.name {
+			if oc, ok := o.(*Client); ok && oc.cfg.Name == c.cfg.Name {
 				c.KeepLogin(oc)
 			}
 		}

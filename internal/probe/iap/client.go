@@ -64,9 +64,9 @@ const maxConnsPerServer = 6
 // scrape, and opens no more: the connections per server are bounded rather
 // than dialled and closed anew each scrape. Like every client of the
 // exporter, it follows no redirect (probe.Transport).
-func newHTTPClient(tlsCfg promconfig.TLSConfig) (*http.Client, error) {
+func newHTTPClient(tlsCfg *promconfig.TLSConfig) (*http.Client, error) {
 	t, err := probe.NewTransport(probe.HTTPOptions{
-		TLS:                 &tlsCfg,
+		TLS:                 tlsCfg,
 		MaxConnsPerHost:     maxConnsPerServer,
 		MaxIdleConnsPerHost: maxConnsPerServer,
 	})
@@ -291,9 +291,6 @@ func (s *server) login(ctx context.Context, auth config.IAPAuth) (credential, er
 		return credential{}, fmt.Errorf("login as %s: %w", auth.Username, err)
 	}
 	cookie := auth.CookieName
-	if cookie == "" {
-		cookie = config.DefaultIAPCookieName
-	}
 	tok, err := decodeLoginToken(b)
 	if err != nil {
 		// Some releases answer with the cookie alone.

@@ -44,10 +44,11 @@ type Client struct {
 	servers       []*server
 }
 
-// NewClient builds a Client for the iap section of the configuration. Servers
-// without their own Auth, TLS or Timeout take the section's.
+// NewClient builds a Client for the iap section of the configuration, each
+// server with its own Auth, TLS and Timeout (the configuration gives a server
+// that names none the section's).
 func NewClient(cfg config.IAP, logger *slog.Logger) (*Client, error) {
-	p := &Client{cfg: cfg, logger: logger, healthTimeout: orDefault(cfg.HealthTimeout, config.DefaultHealthTimeout)}
+	p := &Client{cfg: cfg, logger: logger, healthTimeout: time.Duration(cfg.HealthTimeout)}
 	sessions := map[string]*session{}
 	for _, sc := range cfg.Servers {
 		base, err := url.Parse(sc.URL)
@@ -55,11 +56,7 @@ func NewClient(cfg config.IAP, logger *slog.Logger) (*Client, error) {
 			// url.Error quotes the URL, which may carry a password.
 			return nil, fmt.Errorf("iap server %s: url %q is not a URL", sc.Name, config.RedactURL(sc.URL))
 		}
-		tlsCfg := cfg.TLS
-		if sc.TLS != nil {
-			tlsCfg = *sc.TLS
-		}
-		client, err := newHTTPClient(tlsCfg)
+		client, err := newHTTPClient(sc.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("iap server %s: %w", sc.Name, err)
 		}
@@ -67,9 +64,9 @@ func NewClient(cfg config.IAP, logger *slog.Logger) (*Client, error) {
 			cfg:     sc,
 			base:    base,
 			client:  client,
-			timeout: orDefault(sc.Timeout, orDefault(cfg.Timeout, config.DefaultIAPTimeout)),
+			timeout: time.Duration(sc.Timeout),
 		}
-		auth := cfg.Auth
+		var auth config.IAPAuth
 		if sc.Auth != nil {
 			auth = *sc.Auth
 		}
@@ -85,13 +82,6 @@ func NewClient(cfg config.IAP, logger *slog.Logger) (*Client, error) {
 		p.servers = append(p.servers, s)
 	}
 	return p, nil
-}
-
-func orDefault[D ~int64](d D, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return time.Duration(d)
 }
 
 // Close releases the pooled connections.

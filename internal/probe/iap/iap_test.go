@@ -18,6 +18,7 @@ import (
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
 	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
@@ -68,7 +69,7 @@ func userAuth() config.IAPAuth {
 
 func newClient(t *testing.T, cfg config.IAP) *Client {
 	t.Helper()
-	p, err := NewClient(cfg, slog.New(slog.DiscardHandler))
+	p, err := NewClient(configtest.IAP(cfg), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

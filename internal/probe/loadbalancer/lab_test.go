@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
@@ -66,11 +67,11 @@ func TestRealHAProxyThroughTheSocketAndTheVIP(t *testing.T) {
 	servers := []config.IAPServer{
 		{Name: "iap-dc1-1", URL: "http://" + a1.Addr}, {Name: "iap-dc1-2", URL: "http://" + a2.Addr}, {Name: "iap-dc2-1", URL: "http://" + s1.Addr},
 	}
-	socket, err := NewClient(config.LoadBalancer{Name: "lb1", Site: "dc1", Kind: config.BalancerHAProxy, StatsSocket: h.Socket, Backend: lab.HAProxyBackend}, servers, slog.New(slog.DiscardHandler))
+	socket, err := NewClient(configtest.LoadBalancer(config.LoadBalancer{Name: "lb1", Site: "dc1", Kind: config.BalancerHAProxy, StatsSocket: h.Socket, Backend: lab.HAProxyBackend}), servers, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	vip, err := NewClient(config.LoadBalancer{Name: "vip1", Site: "dc1", Kind: config.BalancerVIP, URL: "http://" + h.Frontend, Requests: 8}, servers, slog.New(slog.DiscardHandler))
+	vip, err := NewClient(configtest.LoadBalancer(config.LoadBalancer{Name: "vip1", Site: "dc1", Kind: config.BalancerVIP, URL: "http://" + h.Frontend, Requests: 8}), servers, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestRealHAProxyThroughTheSocketAndTheVIP(t *testing.T) {
 	}
 
 	// A wrong backend is HAProxy's own refusal, and the balancer is down.
-	wrong, _ := NewClient(config.LoadBalancer{Name: "lb2", Kind: config.BalancerHAProxy, StatsSocket: h.Socket, Backend: "nosuch"}, servers, slog.New(slog.DiscardHandler))
+	wrong, _ := NewClient(configtest.LoadBalancer(config.LoadBalancer{Name: "lb2", Kind: config.BalancerHAProxy, StatsSocket: h.Socket, Backend: "nosuch"}), servers, slog.New(slog.DiscardHandler))
 	if lb := probeOnce(t, wrong); lb.Up || lb.Error == "" {
 		t.Errorf("unknown backend: %+v", lb)
 	}

@@ -33,9 +33,6 @@ type Client struct {
 // NewClient builds the client of one configured balancer.
 func NewClient(cfg config.LoadBalancer, servers []config.IAPServer, logger *slog.Logger) (*Client, error) {
 	c := &Client{cfg: cfg, timeout: time.Duration(cfg.Timeout), servers: servers, logger: logger.With("balancer", cfg.Name)}
-	if c.timeout <= 0 {
-		c.timeout = config.DefaultBalancerTimeout
-	}
 	switch cfg.Kind {
 	case config.BalancerHAProxy:
 		if cfg.StatsSocket == "" || cfg.Backend == "" {

@@ -27,9 +27,6 @@ type vipClient struct {
 
 func newVIPClient(cfg config.LoadBalancer) (*vipClient, error) {
 	requests := cfg.Requests
-	if requests <= 0 {
-		requests = config.DefaultVIPRequests
-	}
 	// One connection per request, all open at once: a balancer that keeps
 	// a client on one server per connection still shows its choice per
 	// connection.

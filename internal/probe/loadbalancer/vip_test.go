@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -40,7 +41,7 @@ func TestVIPCountsWhoAnswered(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(tt.handler)
 			defer srv.Close()
-			c, err := NewClient(config.LoadBalancer{Name: "vip", Kind: config.BalancerVIP, URL: srv.URL, Requests: 3}, nil, slog.New(slog.DiscardHandler))
+			c, err := NewClient(configtest.LoadBalancer(config.LoadBalancer{Name: "vip", Kind: config.BalancerVIP, URL: srv.URL, Requests: 3}), nil, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}

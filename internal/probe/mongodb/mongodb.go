@@ -73,12 +73,6 @@ func NewClient(cfg config.ReplicaSet, logger *slog.Logger) (*Client, error) {
 		unplacedWarned: map[string]bool{},
 		direct:         map[string]*memberClient{},
 	}
-	if p.timeout <= 0 {
-		p.timeout = config.DefaultMongoTimeout
-	}
-	if p.siteTag == "" {
-		p.siteTag = config.DefaultMongoSiteTag
-	}
 	base, err := clientOptions(cfg, p.timeout)
 	if err != nil {
 		return nil, fmt.Errorf("mongodb %s: %w", cfg.Name, err)
@@ -107,7 +101,9 @@ func clientOptions(cfg config.ReplicaSet, timeout time.Duration) (func() *option
 			SetConnectTimeout(timeout).
 			SetServerSelectionTimeout(timeout)
 		if cfg.Username != "" {
-			o.SetAuth(options.Credential{Username: cfg.Username, Password: string(cfg.Password), AuthSource: authSource(cfg, o)})
+			// The driver needs the source spelled out: it asks the server
+			// for the user's mechanisms as "<authSource>.<user>".
+			o.SetAuth(options.Credential{Username: cfg.Username, Password: string(cfg.Password), AuthSource: cfg.AuthSource})
 		}
 		if tlsConfig != nil {
 			o.SetTLSConfig(tlsConfig.Clone())
@@ -115,20 +111,6 @@ func clientOptions(cfg config.ReplicaSet, timeout time.Duration) (func() *option
 		return o
 	}
 	return build, build().Validate()
-}
-
-// authSource is the configured auth_source, else the URI's authSource,
-// else admin. The driver needs it spelled out: it asks the server for the
-// user's mechanisms as "<authSource>.<user>".
-func authSource(cfg config.ReplicaSet, fromURI *options.ClientOptions) string {
-	switch {
-	case cfg.AuthSource != "":
-		return cfg.AuthSource
-	case fromURI.Auth != nil && fromURI.Auth.AuthSource != "":
-		return fromURI.Auth.AuthSource
-	default:
-		return config.DefaultMongoAuthSource
-	}
 }
 
 // Name is the replica set's name as configured.

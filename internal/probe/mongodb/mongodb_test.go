@@ -13,6 +13,7 @@ import (
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/fixtures/mongosim"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
@@ -39,7 +40,7 @@ func startSim(t *testing.T, scenario string, opts mongosim.Options, edit func(*c
 	if edit != nil {
 		edit(&cfg)
 	}
-	p, err := NewClient(cfg, slog.New(slog.DiscardHandler))
+	p, err := NewClient(configtest.MongoDB(cfg), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

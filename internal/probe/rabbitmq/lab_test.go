@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
@@ -47,11 +48,11 @@ func TestMain(m *testing.M) {
 
 func labClient(t *testing.T, name string, urls ...string) *Client {
 	t.Helper()
-	c, err := NewClient(config.RabbitCluster{
+	c, err := NewClient(configtest.RabbitMQ(config.RabbitCluster{
 		Name: name, Site: "dc1", URLs: urls,
 		Credentials: config.Credentials{Username: lab.RabbitGuest, Password: lab.RabbitGuest},
 		Timeout:     model.Duration(20 * time.Second),
-	}, promslog.NewNopLogger())
+	}), promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

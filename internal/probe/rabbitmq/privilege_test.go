@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 )
 
@@ -30,11 +31,11 @@ func TestLabMonitoringTagWithEmptyPermissionsSeesWhatTheAdministratorSees(t *tes
 		}
 	}
 	t.Cleanup(func() { _, _ = l.Ctl(node, "delete_user", user) })
-	monitor, err := NewClient(config.RabbitCluster{
+	monitor, err := NewClient(configtest.RabbitMQ(config.RabbitCluster{
 		Name: "dc1", Site: "dc1", URLs: l.ManagementURLs(),
 		Credentials: config.Credentials{Username: user, Password: password},
 		Timeout:     model.Duration(20 * time.Second),
-	}, promslog.NewNopLogger())
+	}), promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,6 @@ type Client struct {
 	cfg       config.RabbitCluster
 	logger    *slog.Logger
 	timeout   time.Duration
-	username  string
 	transport *probe.Transport
 
 	mu    sync.Mutex
@@ -64,13 +63,7 @@ func NewClient(cfg config.RabbitCluster, logger *slog.Logger) (*Client, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, fmt.Errorf("rabbitmq cluster %q: no management URL", cfg.Name)
 	}
-	c := &Client{cfg: cfg, logger: logger, timeout: time.Duration(cfg.Timeout), username: cfg.Username}
-	if c.timeout <= 0 {
-		c.timeout = config.DefaultRabbitMQTimeout
-	}
-	if c.username == "" {
-		c.username = config.DefaultRabbitMQUser
-	}
+	c := &Client{cfg: cfg, logger: logger, timeout: time.Duration(cfg.Timeout)}
 	var err error
 	c.transport, err = probe.NewTransport(probe.HTTPOptions{
 		TLS:                  cfg.TLS,
@@ -386,7 +379,7 @@ func str(v any) string {
 
 // api returns a rabbit-hole client whose requests are bound to ctx.
 func (c *Client) api(ctx context.Context, endpoint string) (*rabbithole.Client, error) {
-	api, err := rabbithole.NewTLSClient(endpoint, c.username, string(c.cfg.Password), boundTransport{ctx, c.transport})
+	api, err := rabbithole.NewTLSClient(endpoint, c.cfg.Username, string(c.cfg.Password), boundTransport{ctx, c.transport})
 	if err != nil {
 		return nil, err
 	}
@@ -419,7 +412,7 @@ func (c *Client) get(ctx context.Context, endpoint, path, query string, read fun
 	if err != nil {
 		return err
 	}
-	req.SetBasicAuth(c.username, string(c.cfg.Password))
+	req.SetBasicAuth(c.cfg.Username, string(c.cfg.Password))
 	res, err := c.transport.RoundTrip(req)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/fixtures/hostile"
 	"github.com/iapha/iap_ha_exporter/fixtures/lab"
 	"github.com/iapha/iap_ha_exporter/fixtures/recorded"
@@ -48,12 +49,12 @@ func serveRecorded(t *testing.T, dir string) *httptest.Server {
 
 func newTestClient(t *testing.T, urls ...string) *Client {
 	t.Helper()
-	c, err := NewClient(config.RabbitCluster{
+	c, err := NewClient(configtest.RabbitMQ(config.RabbitCluster{
 		Name: "dc1", Site: "dc1", URLs: urls,
 		Credentials: config.Credentials{Username: "guest", Password: "secret"},
 		NodeSites:   map[string]string{"rmq3@localhost": "dc2"},
 		Timeout:     model.Duration(5 * time.Second),
-	}, promslog.NewNopLogger())
+	}), promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +160,8 @@ func TestProbeRecorded(t *testing.T) {
 			want := tc.want
 			want.Name, want.Site, want.Up, want.ClusterName = "dc1", "dc1", true, "lab-dc1"
 			want.Version, want.MirroringSupported = "3.10.8", true
+			// Not configured: RabbitMQ's own default, as Load sets it.
+			want.PartitionHandling = "ignore"
 			if strings.HasPrefix(tc.dir, "4.0") {
 				want.Version, want.MirroringSupported = "4.0.5", false
 			}
@@ -205,7 +208,7 @@ func TestProbeDown(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newTestClient(t, tc.urls...)
 			if tc.user != "" {
-				c.username = tc.user
+				c.cfg.Username = tc.user
 			}
 			// Long enough for the 401 to come back on a busy machine.
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -395,12 +398,12 @@ func TestRedirectSendsNothingElsewhere(t *testing.T) {
 // IAPRabbitmqFederationLinkDown fires for it instead of its series vanishing.
 func TestProbeReportsMissingFederationLinks(t *testing.T) {
 	healthy, dr := serveRecorded(t, "3.10/healthy"), serveRecorded(t, "3.10/dr-healthy")
-	c, err := NewClient(config.RabbitCluster{
+	c, err := NewClient(configtest.RabbitMQ(config.RabbitCluster{
 		Name: "dr", Site: "dc2", URLs: []string{dr.URL},
 		Credentials:     config.Credentials{Username: "guest", Password: "secret"},
 		Timeout:         model.Duration(5 * time.Second),
 		FederationLinks: []config.FederationLink{{VHost: "/", Upstream: "dc1", Exchange: "fed.audit"}},
-	}, promslog.NewNopLogger())
+	}), promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

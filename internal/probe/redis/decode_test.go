@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/iapha/iap_ha_exporter/fixtures/configtest"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
@@ -163,7 +164,7 @@ func newTestClient(t testing.TB, cfg config.SentinelGroup) *Client {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = model.Duration(5 * time.Second)
 	}
-	p, err := NewClient(cfg, slog.New(slog.DiscardHandler))
+	p, err := NewClient(configtest.Redis(cfg), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -410,9 +410,7 @@ func TestLabDeadAndHungSentinel(t *testing.T) {
 func TestLabHungSentinelHidesNoOther(t *testing.T) {
 	t.Parallel()
 	g := startGroup(t, lab.SentinelOptions{})
-	cfg := g.Config("dc1")
-	cfg.Timeout = model.Duration(config.DefaultRedisTimeout)
-	set, err := New([]config.SentinelGroup{cfg}, slog.New(slog.DiscardHandler))
+	set, err := New([]config.SentinelGroup{g.Config("dc1")}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

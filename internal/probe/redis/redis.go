@@ -65,20 +65,11 @@ func New(groups []config.SentinelGroup, logger *slog.Logger) (*probe.Set[topolog
 // NewClient builds the Client of one group. It does not connect: the first
 // Probe does.
 func NewClient(cfg config.SentinelGroup, logger *slog.Logger) (*Client, error) {
-	if cfg.MasterName == "" {
-		cfg.MasterName = config.DefaultSentinelMaster
-	}
-	if cfg.Name == "" {
-		cfg.Name = cfg.MasterName
-	}
 	p := &Client{
 		cfg:     cfg,
 		logger:  logger,
 		timeout: time.Duration(cfg.Timeout),
 		nodes:   map[string]*redis.Client{},
-	}
-	if p.timeout <= 0 {
-		p.timeout = config.DefaultRedisTimeout
 	}
 	if cfg.TLS != nil {
 		t, err := promconfig.NewTLSConfig(cfg.TLS)
@@ -138,11 +129,7 @@ func (p *Client) Close() error {
 func (p *Client) Unfinished(err error) topology.SentinelGroup {
 	g := topology.SentinelGroup{Name: p.cfg.Name, MasterName: p.cfg.MasterName, Site: p.cfg.Site}
 	for _, s := range p.cfg.Sentinels {
-		v := topology.SentinelView{Address: s.Address, Site: s.Site, Error: err.Error()}
-		if v.Site == "" {
-			v.Site = p.cfg.Site
-		}
-		g.Sentinels = append(g.Sentinels, v)
+		g.Sentinels = append(g.Sentinels, topology.SentinelView{Address: s.Address, Site: s.Site, Error: err.Error()})
 	}
 	return g
 }
@@ -201,9 +188,6 @@ func finishBefore(ctx context.Context) (context.Context, context.CancelFunc) {
 // askSentinel sends the five read-only questions in one pipeline.
 func (p *Client) askSentinel(ctx context.Context, c *redis.Client, s config.Sentinel) (topology.SentinelView, []knownNode) {
 	v := topology.SentinelView{Address: s.Address, Site: s.Site}
-	if v.Site == "" {
-		v.Site = p.cfg.Site
-	}
 	scrape := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
