@@ -130,11 +130,6 @@ var (
 	nodesQuery    = url.Values{"columns": {"name,running,partitions,mem_alarm,disk_free_alarm,cluster_links"}}.Encode()
 )
 
-// Requests are the management API requests of a probe, under /api/, for
-// tools that time them one by one (fixtures/bench). The policies are asked
-// for on 3.x only.
-var Requests = []string{"overview?" + overviewQuery, "nodes?" + nodesQuery, "policies", "federation-links", "queues?" + queuesQuery}
-
 // overview is the part of /api/overview the probe asks for.
 type overview struct {
 	Version     string `json:"rabbitmq_version"`
