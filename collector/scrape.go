@@ -50,15 +50,10 @@ func NewScraper(cfg *config.Config, logger *slog.Logger, names ...string) (*Scra
 	if err != nil {
 		return nil, err
 	}
-	s := &Scraper{cfg: cfg, logger: logger, collectors: cs, targets: newTargetLog(logger)}
-	for n := range cs {
-		s.names = append(s.names, n)
-	}
-	sort.Strings(s.names)
-	return s, nil
+	return newScraperWith(cfg, logger, cs), nil
 }
 
-// newScraperWith builds a Scraper from ready collectors; for tests.
+// newScraperWith builds a Scraper from ready collectors.
 func newScraperWith(cfg *config.Config, logger *slog.Logger, cs map[string]Collector) *Scraper {
 	s := &Scraper{cfg: cfg, logger: logger, collectors: cs, targets: newTargetLog(logger)}
 	for n := range cs {

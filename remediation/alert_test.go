@@ -122,7 +122,7 @@ func FuzzDecodeWebhook(f *testing.F) {
 		}
 		// And it is journaled as received: one line, which reads back as
 		// the webhook accepted.
-		line, err := notificationLine(time.Now(), "0123abcd", b)
+		line, err := appendNotificationLine(nil, time.Now(), "0123abcd", b)
 		if err != nil {
 			t.Fatalf("accepted but not journaled: %v", err)
 		}

@@ -33,7 +33,7 @@ func (r *Receiver) Promote(ctx context.Context, from, to string, dryRun bool) (o
 }
 
 // AckAll is `remediation ack`: it acknowledges the failure the journal of
-// cfg records (Ack) and removes the estate-wide block from the lease's
+// cfg records (ack) and removes the estate-wide block from the lease's
 // Redis, which holds every receiver back. local and shared say what each
 // was ("" for none); it is an error when neither blocked.
 func AckAll(ctx context.Context, cfg *Config, exporter *config.Config, by, note string, logger *slog.Logger) (local, shared string, err error) {
@@ -68,17 +68,11 @@ func AckAll(ctx context.Context, cfg *Config, exporter *config.Config, by, note 
 // ErrNotBlocked: the journal records no failure to acknowledge.
 var ErrNotBlocked = errors.New("remediation is not blocked: nothing to acknowledge")
 
-// Ack records in the journal at path that a person has looked at the failed
+// ack records in the journal at path that a person has looked at the failed
 // action that blocks; a running receiver reads it within a second. It
-// reports the failure acknowledged, or an error when nothing blocks or
-// there is no journal at path (a mistyped path would otherwise be a new,
-// empty journal, "not blocked").
-func Ack(ctx context.Context, journalPath, by, note string, logger *slog.Logger) (string, error) {
-	acked, _, err := ack(ctx, journalPath, by, note, logger)
-	return acked, err
-}
-
-// ack is Ack, with the plan of the action acknowledged.
+// reports the failure acknowledged and the plan of its action, or an error
+// when nothing blocks or there is no journal at path (a mistyped path would
+// otherwise be a new, empty journal, "not blocked").
 func ack(ctx context.Context, journalPath, by, note string, logger *slog.Logger) (string, *Plan, error) {
 	if _, err := os.Stat(journalPath); err != nil {
 		return "", nil, fmt.Errorf("no journal to acknowledge in: %w", err)

@@ -292,7 +292,7 @@ func TestAckDuringCompactionIsNeverLost(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			if _, err := Ack(ctx, path, "ops", inc, nil); err != nil {
+			if _, _, err := ack(ctx, path, "ops", inc, nil); err != nil {
 				t.Errorf("ack %d: %v", i, err)
 			}
 		})

@@ -152,7 +152,7 @@ func TestStartOnAnUnreadableJournal(t *testing.T) {
 	if _, _, err := r.Promote(context.Background(), "iap-dc1-1", "", true); err == nil || !strings.Contains(err.Error(), "line 2 ") {
 		t.Errorf("promote on an unreadable journal: %v", err)
 	}
-	if _, err := Ack(context.Background(), path, "ops", "", nil); err == nil || !strings.Contains(err.Error(), "line 2 ") {
+	if _, _, err := ack(context.Background(), path, "ops", "", nil); err == nil || !strings.Contains(err.Error(), "line 2 ") {
 		t.Errorf("ack on an unreadable journal: %v", err)
 	}
 	if b, err := os.ReadFile(path); err != nil || string(b) != content {
@@ -290,7 +290,7 @@ func TestOneObservationPerBatch(t *testing.T) {
 // host's path) must not create an empty journal and report "not blocked".
 func TestAckRefusesAMissingJournal(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
-	if _, err := Ack(context.Background(), path, "ops", "", nil); err == nil || !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := ack(context.Background(), path, "ops", "", nil); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ack without a journal: %v", err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {

@@ -279,14 +279,9 @@ func (j *Journal) appendNotification(ctx context.Context, id string, body []byte
 // does not stay in memory.
 const maxKeptLine = 64 << 10
 
-// notificationLine is the journal line of a notification received at t:
-// the record that json.Marshal would write, with body as its webhook. id
-// is hex (newID); body is one JSON value.
-func notificationLine(t time.Time, id string, body []byte) ([]byte, error) {
-	return appendNotificationLine(nil, t, id, body)
-}
-
-// appendNotificationLine appends notificationLine's line to line.
+// appendNotificationLine appends to line the journal line of a
+// notification received at t: the record that json.Marshal would write,
+// with body as its webhook. id is hex (newID); body is one JSON value.
 func appendNotificationLine(line []byte, t time.Time, id string, body []byte) ([]byte, error) {
 	line = slices.Grow(line, len(body)+128)
 	line = append(line, `{"time":"`...)

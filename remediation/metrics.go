@@ -149,10 +149,6 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.journalBytes.Collect(ch)
 }
 
-// Describe sends the descriptors of every remediation metric, for checks
-// that rules and dashboards only use metrics that exist.
-func Describe(ch chan<- *prometheus.Desc) { NewMetrics().Describe(ch) }
-
 // show sets the gauges from the journal's state; faulted is true while
 // the journal itself blocks the receiver.
 func (m *Metrics) show(s *state, faulted bool) {

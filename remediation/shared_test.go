@@ -74,7 +74,7 @@ func TestFailedActionBlocksEveryReceiverUntilAck(t *testing.T) {
 		t.Fatalf("%d activations, want the one of A's failed attempt", n)
 	}
 
-	if _, err := Ack(context.Background(), a.journal, "ops", "checked iap-dc1-3", nil); err != nil {
+	if _, _, err := ack(context.Background(), a.journal, "ops", "checked iap-dc1-3", nil); err != nil {
 		t.Fatal(err)
 	}
 	was, err := e.openShared(t, yaml).Unblock(context.Background())

@@ -9,12 +9,6 @@ import (
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
-// Roles as the snapshot names them (Redis says "slave").
-const (
-	roleMaster  = "master"
-	roleReplica = "replica"
-)
-
 // knownNode is a data node as one Sentinel describes it.
 type knownNode struct {
 	addr     string
@@ -45,7 +39,7 @@ func decodeReplica(m map[string]string) (knownNode, bool) {
 	if m["ip"] == "" || m["port"] == "" {
 		return knownNode{}, false
 	}
-	n := knownNode{addr: net.JoinHostPort(m["ip"], m["port"]), role: roleReplica}
+	n := knownNode{addr: net.JoinHostPort(m["ip"], m["port"]), role: topology.RedisReplica}
 	// A replica that is down reads master-host "?" and master-port 0.
 	if m["master-host"] != "" && m["master-host"] != "?" && m["master-port"] != "" && m["master-port"] != "0" {
 		n.master = net.JoinHostPort(m["master-host"], m["master-port"])
@@ -78,7 +72,7 @@ func mergeKnown(views [][]knownNode) []knownNode {
 				continue
 			}
 			have, seen := byAddr[n.addr]
-			if !seen || (n.role == roleMaster && have.role != roleMaster) {
+			if !seen || (n.role == topology.RedisMaster && have.role != topology.RedisMaster) {
 				byAddr[n.addr] = n
 			}
 		}
@@ -112,12 +106,12 @@ func parseInfo(info string) map[string]string {
 func decodeReplication(info map[string]string, n *topology.RedisNode) {
 	switch info["role"] {
 	case "master":
-		n.Role = roleMaster
+		n.Role = topology.RedisMaster
 		n.MasterAddress = ""
 		n.MasterLinkUp = false
 		n.ReplOffset, _ = strconv.ParseInt(info["master_repl_offset"], 10, 64)
 	case "slave":
-		n.Role = roleReplica
+		n.Role = topology.RedisReplica
 		n.MasterAddress = ""
 		if info["master_host"] != "" && info["master_port"] != "" {
 			n.MasterAddress = net.JoinHostPort(info["master_host"], info["master_port"])

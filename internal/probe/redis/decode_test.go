@@ -26,7 +26,7 @@ const noQuorum = "NOQUORUM 1 usable Sentinels. Not enough available Sentinels to
 func TestSentinelReplies(t *testing.T) {
 	const okQuorum = "OK 3 usable Sentinels. Quorum and failover authorization can be reached"
 	replica := func(port, master string, linkUp bool) knownNode {
-		return knownNode{addr: "127.0.0.1:" + port, role: roleReplica, master: master, linkUp: linkUp, priority: 100}
+		return knownNode{addr: "127.0.0.1:" + port, role: topology.RedisReplica, master: master, linkUp: linkUp, priority: 100}
 	}
 	first, second := "127.0.0.1:40369", "127.0.0.1:33749"
 	tests := []struct {
@@ -38,45 +38,45 @@ func TestSentinelReplies(t *testing.T) {
 			dir: "7.0-sentinel-healthy",
 			want: topology.SentinelView{Up: true, MasterAddress: first, MasterFlags: []string{"master"},
 				Quorum: 2, KnownSentinels: 3, KnownReplicas: 2, CKQuorumOK: true, CKQuorum: okQuorum},
-			nodes: []knownNode{{addr: first, role: roleMaster}, replica("33749", first, true), replica("46333", first, true)},
+			nodes: []knownNode{{addr: first, role: topology.RedisMaster}, replica("33749", first, true), replica("46333", first, true)},
 		},
 		{
 			dir: "6.0-sentinel-healthy",
 			want: topology.SentinelView{Up: true, MasterAddress: first, MasterFlags: []string{"master"},
 				Quorum: 2, KnownSentinels: 3, KnownReplicas: 2, CKQuorumOK: true, CKQuorum: okQuorum},
-			nodes: []knownNode{{addr: first, role: roleMaster}, replica("33749", first, true), replica("46333", first, true)},
+			nodes: []knownNode{{addr: first, role: topology.RedisMaster}, replica("33749", first, true), replica("46333", first, true)},
 		},
 		{
 			dir: "7.0-sentinel-s-down",
 			want: topology.SentinelView{Up: true, MasterAddress: first, MasterFlags: []string{"s_down", "master", "disconnected"},
 				Quorum: 2, KnownSentinels: 3, KnownReplicas: 2, CKQuorumOK: true, CKQuorum: okQuorum},
-			nodes: []knownNode{{addr: first, role: roleMaster}, replica("33749", first, true), replica("46333", first, true)},
+			nodes: []knownNode{{addr: first, role: topology.RedisMaster}, replica("33749", first, true), replica("46333", first, true)},
 		},
 		{
 			dir: "7.0-sentinel-failover-in-progress",
 			want: topology.SentinelView{Up: true, MasterAddress: first,
 				MasterFlags:        []string{"s_down", "o_down", "master", "disconnected", "failover_in_progress"},
 				FailoverInProgress: true, Quorum: 2, KnownSentinels: 3, KnownReplicas: 2, CKQuorumOK: true, CKQuorum: okQuorum},
-			nodes: []knownNode{{addr: first, role: roleMaster}, replica("33749", first, true), replica("46333", first, false)},
+			nodes: []knownNode{{addr: first, role: topology.RedisMaster}, replica("33749", first, true), replica("46333", first, false)},
 		},
 		{
 			dir: "7.0-sentinel-after-failover",
 			want: topology.SentinelView{Up: true, MasterAddress: second, MasterFlags: []string{"master"}, ConfigEpoch: 1,
 				Quorum: 2, KnownSentinels: 3, KnownReplicas: 2, CKQuorumOK: true, CKQuorum: okQuorum},
 			// The dead old master stays listed as a replica, down and masterless.
-			nodes: []knownNode{{addr: second, role: roleMaster}, {addr: first, role: roleReplica, priority: 100}, replica("46333", second, true)},
+			nodes: []knownNode{{addr: second, role: topology.RedisMaster}, {addr: first, role: topology.RedisReplica, priority: 100}, replica("46333", second, true)},
 		},
 		{
 			dir: "7.0-sentinel-noquorum",
 			want: topology.SentinelView{Up: true, MasterAddress: second, MasterFlags: []string{"master"}, ConfigEpoch: 1,
 				Quorum: 2, KnownSentinels: 3, KnownReplicas: 2, CKQuorumOK: false, CKQuorum: noQuorum},
-			nodes: []knownNode{{addr: second, role: roleMaster}, {addr: first, role: roleReplica, priority: 100}, replica("46333", second, true)},
+			nodes: []knownNode{{addr: second, role: topology.RedisMaster}, {addr: first, role: topology.RedisReplica, priority: 100}, replica("46333", second, true)},
 		},
 		{
 			dir: "7.0-sentinel-tilt",
 			want: topology.SentinelView{Up: true, MasterAddress: first, MasterFlags: []string{"master"},
 				Quorum: 2, KnownSentinels: 3, KnownReplicas: 2, CKQuorumOK: true, CKQuorum: okQuorum, TILT: true},
-			nodes: []knownNode{{addr: first, role: roleMaster}, replica("33749", first, true), replica("46333", first, true)},
+			nodes: []knownNode{{addr: first, role: topology.RedisMaster}, replica("33749", first, true), replica("46333", first, true)},
 		},
 		{
 			dir:  "7.0-sentinel-unknown-master",
@@ -105,13 +105,13 @@ func TestNodeReplies(t *testing.T) {
 		dir  string
 		want topology.RedisNode
 	}{
-		{"7.0-node-master", topology.RedisNode{Up: true, Role: roleMaster, ConnectedReplicas: 2, ReplOffset: 443}},
-		{"7.0-node-replica", topology.RedisNode{Up: true, Role: roleReplica, MasterAddress: "127.0.0.1:40369",
+		{"7.0-node-master", topology.RedisNode{Up: true, Role: topology.RedisMaster, ConnectedReplicas: 2, ReplOffset: 443}},
+		{"7.0-node-replica", topology.RedisNode{Up: true, Role: topology.RedisReplica, MasterAddress: "127.0.0.1:40369",
 			MasterLinkUp: true, ReplicaPriority: 100, ReplOffset: 443}},
-		{"6.0-node-replica", topology.RedisNode{Up: true, Role: roleReplica, MasterAddress: "127.0.0.1:40369",
+		{"6.0-node-replica", topology.RedisNode{Up: true, Role: topology.RedisReplica, MasterAddress: "127.0.0.1:40369",
 			MasterLinkUp: true, ReplicaPriority: 100, ReplOffset: 443}},
 		// Master killed: the replica still answers, its link is down.
-		{"7.0-node-replica-link-down", topology.RedisNode{Up: true, Role: roleReplica, MasterAddress: "127.0.0.1:40369",
+		{"7.0-node-replica-link-down", topology.RedisNode{Up: true, Role: topology.RedisReplica, MasterAddress: "127.0.0.1:40369",
 			ReplicaPriority: 100, ReplOffset: 1143}},
 	}
 	for _, tt := range tests {
@@ -122,7 +122,7 @@ func TestNodeReplies(t *testing.T) {
 			asked := &questions{byAddr: map[string]*question{}}
 			p.ask(context.Background(), asked, addr, p.nodes[addr])
 			asked.wg.Wait()
-			got := p.nodeView(knownNode{addr: addr, role: roleReplica}, asked.byAddr[addr])
+			got := p.nodeView(knownNode{addr: addr, role: topology.RedisReplica}, asked.byAddr[addr])
 			tt.want.Address, tt.want.Site = addr, "dc2"
 			assertEqual(t, "node", got, tt.want)
 		})
@@ -132,12 +132,12 @@ func TestNodeReplies(t *testing.T) {
 func TestMergeKnown(t *testing.T) {
 	a, b, c := "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"
 	views := [][]knownNode{
-		{{addr: a, role: roleMaster}, {addr: b, role: roleReplica, master: a, linkUp: true}},
+		{{addr: a, role: topology.RedisMaster}, {addr: b, role: topology.RedisReplica, master: a, linkUp: true}},
 		nil, // a Sentinel that did not answer
 		// A Sentinel that already follows b after a failover.
-		{{addr: b, role: roleMaster}, {addr: a, role: roleReplica}, {addr: c, role: roleReplica, master: b}},
+		{{addr: b, role: topology.RedisMaster}, {addr: a, role: topology.RedisReplica}, {addr: c, role: topology.RedisReplica, master: b}},
 	}
-	want := []knownNode{{addr: a, role: roleMaster}, {addr: b, role: roleMaster}, {addr: c, role: roleReplica, master: b}}
+	want := []knownNode{{addr: a, role: topology.RedisMaster}, {addr: b, role: topology.RedisMaster}, {addr: c, role: topology.RedisReplica, master: b}}
 	assertEqual(t, "merged", mergeKnown(views), want)
 }
 
@@ -206,10 +206,10 @@ func FuzzParseInfo(f *testing.F) {
 		}
 		var n topology.RedisNode
 		decodeReplication(fields, &n)
-		if n.Role != "" && n.Role != roleMaster && n.Role != roleReplica {
+		if n.Role != "" && n.Role != topology.RedisMaster && n.Role != topology.RedisReplica {
 			t.Errorf("role %q", n.Role)
 		}
-		if n.Role == roleMaster && (n.MasterAddress != "" || n.MasterLinkUp) {
+		if n.Role == topology.RedisMaster && (n.MasterAddress != "" || n.MasterLinkUp) {
 			t.Errorf("a master with a master link: %+v", n)
 		}
 	})
@@ -245,7 +245,7 @@ func FuzzDecodeSentinelMaps(f *testing.F) {
 		if v.FailoverInProgress != slices.Contains(v.MasterFlags, "failover_in_progress") {
 			t.Errorf("failover %v with flags %q", v.FailoverInProgress, v.MasterFlags)
 		}
-		if n, ok := decodeReplica(m); ok && (n.addr == "" || n.role != roleReplica) {
+		if n, ok := decodeReplica(m); ok && (n.addr == "" || n.role != topology.RedisReplica) {
 			t.Errorf("replica %+v", n)
 		}
 	})

@@ -75,7 +75,7 @@ func failuresTolerated(g topology.SentinelGroup) int {
 func healthyReplicas(g topology.SentinelGroup) int {
 	n := 0
 	for _, r := range g.Nodes {
-		if r.Up && r.Role == roleReplica && r.MasterLinkUp && r.ReplicaPriority > 0 {
+		if r.Up && r.Role == topology.RedisReplica && r.MasterLinkUp && r.ReplicaPriority > 0 {
 			n++
 		}
 	}
@@ -115,7 +115,7 @@ func settled(replicas int) func(topology.SentinelGroup) error {
 		}
 		linked := 0
 		for _, n := range g.Nodes {
-			if n.Up && n.Role == roleReplica && n.MasterLinkUp && n.MasterAddress == masters(g)[0] {
+			if n.Up && n.Role == topology.RedisReplica && n.MasterLinkUp && n.MasterAddress == masters(g)[0] {
 				linked++
 			}
 		}
@@ -146,7 +146,7 @@ func TestLabHealthyGroup(t *testing.T) {
 		t.Fatalf("nodes %+v", got.Nodes)
 	}
 	master := node(got, g.Nodes[0].Addr)
-	if !master.Up || master.Role != roleMaster || master.ConnectedReplicas != 2 {
+	if !master.Up || master.Role != topology.RedisMaster || master.ConnectedReplicas != 2 {
 		t.Errorf("master %+v", master)
 	}
 	for _, r := range g.Nodes[1:] {
@@ -193,7 +193,7 @@ func TestLabMasterKilled(t *testing.T) {
 		// that answers is the new master or a replica that has synced with it.
 		newMaster := masters(s)[0]
 		for _, n := range s.Nodes {
-			if n.Up && n.Address != newMaster && (n.Role != roleReplica || n.MasterAddress != newMaster || !n.MasterLinkUp) {
+			if n.Up && n.Address != newMaster && (n.Role != topology.RedisReplica || n.MasterAddress != newMaster || !n.MasterLinkUp) {
 				return fmt.Errorf("node %s: %s of %q, link up %v", n.Address, n.Role, n.MasterAddress, n.MasterLinkUp)
 			}
 		}
@@ -214,7 +214,7 @@ func TestLabMasterKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := waitFor(t, p, 30*time.Second, settled(2))
-	if n := node(back, old); !n.Up || n.Role != roleReplica || !n.MasterLinkUp {
+	if n := node(back, old); !n.Up || n.Role != topology.RedisReplica || !n.MasterLinkUp {
 		t.Errorf("old master back as %+v, want a linked replica", n)
 	}
 	if n := healthyReplicas(back); n != 2 {
@@ -270,7 +270,7 @@ func TestLabReplicaKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := p.Probe(context.Background())
-	if n := node(got, dead); n.Up || n.MasterLinkUp || n.Role != roleReplica || n.HasLag {
+	if n := node(got, dead); n.Up || n.MasterLinkUp || n.Role != topology.RedisReplica || n.HasLag {
 		t.Errorf("killed replica %+v, want down, link down, still a replica", n)
 	}
 	if a, b := healthyReplicas(got), healthyReplicas(before); a != 1 || b != 2 {
@@ -469,7 +469,7 @@ func TestLabTwoMasters(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := waitFor(t, p, 10*time.Second, func(s topology.SentinelGroup) error {
-		if n := node(s, rogue); !n.Up || n.Role != roleMaster {
+		if n := node(s, rogue); !n.Up || n.Role != topology.RedisMaster {
 			return fmt.Errorf("%s: %+v, want it answering as master", rogue, n)
 		}
 		return nil

@@ -227,7 +227,7 @@ func (p *Client) askSentinel(ctx context.Context, c *redis.Client, s config.Sent
 	v.CKQuorumOK, v.CKQuorum = decodeCKQuorum(ckquorum.Val(), ckquorum.Err())
 	v.TILT = parseInfo(info.Val())["sentinel_tilt"] == "1"
 
-	nodes := []knownNode{{addr: v.MasterAddress, role: roleMaster}}
+	nodes := []knownNode{{addr: v.MasterAddress, role: topology.RedisMaster}}
 	for _, r := range replicas.Val() {
 		if n, ok := decodeReplica(r); ok {
 			nodes = append(nodes, n)
@@ -323,13 +323,13 @@ func (p *Client) probeNodes(ctx context.Context, asked *questions, known []known
 	}
 	offsets := map[string]int64{}
 	for _, n := range nodes {
-		if n.Up && n.Role == roleMaster {
+		if n.Up && n.Role == topology.RedisMaster {
 			offsets[n.Address] = n.ReplOffset
 		}
 	}
 	for i := range nodes {
 		n := &nodes[i]
-		if master, ok := offsets[n.MasterAddress]; ok && n.Up && n.Role == roleReplica {
+		if master, ok := offsets[n.MasterAddress]; ok && n.Up && n.Role == topology.RedisReplica {
 			n.LagBytes, n.HasLag = max(master-n.ReplOffset, 0), true
 		}
 	}

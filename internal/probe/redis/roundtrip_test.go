@@ -135,12 +135,12 @@ func (g *fakeGroup) wantNodes(named []string, hung []string, timeout time.Durati
 		n := topology.RedisNode{Address: g.nodes[name].addr, Site: "dc1", Up: true}
 		switch {
 		case i == 0:
-			n.Role, n.ConnectedReplicas, n.ReplOffset = roleMaster, len(named)-1, fakeMasterOffset
+			n.Role, n.ConnectedReplicas, n.ReplOffset = topology.RedisMaster, len(named)-1, fakeMasterOffset
 		case slices.Contains(hung, name):
 			n.Up, n.Error = false, fmt.Sprintf("no answer within %s", timeout)
-			n.Role, n.MasterAddress, n.ReplicaPriority = roleReplica, g.nodes[named[0]].addr, 100
+			n.Role, n.MasterAddress, n.ReplicaPriority = topology.RedisReplica, g.nodes[named[0]].addr, 100
 		default:
-			n.Role, n.MasterAddress, n.MasterLinkUp, n.ReplicaPriority = roleReplica, g.nodes[named[0]].addr, true, 100
+			n.Role, n.MasterAddress, n.MasterLinkUp, n.ReplicaPriority = topology.RedisReplica, g.nodes[named[0]].addr, true, 100
 			n.ReplOffset, n.LagBytes, n.HasLag = fakeReplicaOffset, fakeMasterOffset-fakeReplicaOffset, true
 		}
 		out = append(out, n)
