@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/iapha/iap_ha_exporter/fixtures/iapsim"
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
 var iapMetricNames = []string{
@@ -28,54 +30,33 @@ func iapScrape(t *testing.T, cfg *config.Config) *Scraper {
 	return testScraper(t, cfg, "iap")
 }
 
-// TestIAPCollector scrapes a small HA-6 estate in which the standby site has
-// a server down, a standby working tasks and a standby configured active,
-// and the active site an offline gateway adapter and a failed Redis.
+// TestIAPCollector: the metrics of a small HA-6 estate in which the standby
+// site has a server down, a standby working tasks and a standby configured
+// active, and the active site an offline gateway adapter and a failed Redis.
+// The state is testdata/iap.snapshot.json, what the probe made of that
+// estate on the IAP simulator (the probe's own tests hold how it reads
+// IAP; TestIAPCollectorHA6Demo and TestIAPCollectorDeadline run the whole
+// path).
 func TestIAPCollector(t *testing.T) {
-	adapters := []iapsim.AdapterSpec{
-		{Name: "IAG-iag1", PackageID: "@itential/adapter-automation_gateway"},
-		{Name: "ServiceNow", PackageID: "@itential/adapter-servicenow"},
-	}
-	apps := []string{"WorkFlowEngine"}
-	sim, err := iapsim.Start(iapsim.Topology{
-		Users: map[string]string{"admin": "pw"},
-		Servers: []iapsim.ServerSpec{
-			{Name: "dc1-1", Cluster: "dc1", Release: iapsim.Release6, ServerID: "id-dc1-1", Applications: apps, Adapters: adapters},
-			{Name: "dc1-2", Cluster: "dc1", Release: iapsim.Release2023_1, ServerID: "id-dc1-2", Applications: apps, Adapters: adapters},
-			{Name: "dc2-1", Cluster: "dc2", Release: iapsim.Release2023_2, ServerID: "id-dc2-1", Role: "standby", ConfiguredRole: "active", Applications: apps, Adapters: adapters},
-			{Name: "dc2-2", Cluster: "dc2", Release: iapsim.Release2023_2, ServerID: "id-dc2-2", Role: "standby", Applications: apps, Adapters: adapters},
-			{Name: "dc2-3", Cluster: "dc2", Release: iapsim.Release2022_1, ServerID: "id-dc2-3", Role: "standby", Applications: apps, Adapters: adapters},
-		},
-	})
+	b, err := os.ReadFile("testdata/iap.snapshot.json")
 	if err != nil {
-		t.Fatalf("starting the IAP simulator: %v", err)
+		t.Fatal(err)
 	}
-	defer sim.Close()
-	sim.Server("dc1-1").SetAdapter("IAG-iag1", "", "OFFLINE")
-	sim.Server("dc1-2").SetService("redis", false)
-	sim.Server("dc2-2").SetWorkers(true, true)
-	sim.Server("dc2-3").SetFault(iapsim.Fault{Mode: iapsim.FaultDown})
-
-	cfg := &config.Config{
-		Sites: []config.Site{{Name: "dc1"}, {Name: "dc2"}, {Name: "dc3", Role: config.SiteWitness}},
-		IAP: config.IAP{
-			HealthTimeout: model.Duration(2 * time.Second),
-			Auth:          config.IAPAuth{Credentials: config.Credentials{Username: "admin", Password: "pw"}},
-		},
+	var servers []topology.IAPServer
+	if err := json.Unmarshal(b, &servers); err != nil {
+		t.Fatal(err)
 	}
-	for _, s := range sim.Servers() {
+	cfg := &config.Config{Sites: []config.Site{{Name: "dc1"}, {Name: "dc2"}, {Name: "dc3", Role: config.SiteWitness}}}
+	for _, srv := range servers {
 		role := config.RoleActive
-		if strings.HasPrefix(s.Name(), "dc2") {
+		if srv.Site == "dc2" {
 			role = config.RoleStandby
 		}
-		cfg.IAP.Servers = append(cfg.IAP.Servers, config.IAPServer{Name: s.Name(), URL: s.URL(), Site: s.Cluster(), Cluster: s.Cluster(), Role: role})
+		cfg.IAP.Servers = append(cfg.IAP.Servers, config.IAPServer{Name: srv.Name, URL: srv.URL, Site: srv.Site, Cluster: srv.Site, Role: role})
 	}
 
 	s := iapScrape(t, cfg)
-	scrape := s.Probe(context.Background())
-	if err := scrape.Results["iap"].Err; err != nil {
-		t.Fatalf("the collector failed as a whole: %v", err)
-	}
+	scrape := &topology.Observation{Config: cfg, Snapshot: &topology.Snapshot{IAP: servers}, Results: map[string]topology.ProbeResult{"iap": {}}}
 	want, err := os.Open("testdata/iap.prom")
 	if err != nil {
 		t.Fatal(err)
