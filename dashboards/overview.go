@@ -145,6 +145,13 @@ func overviewDashboard() *dashboard.DashboardBuilder {
 			Thresholds(thresholds("green", step{1, "orange"})).
 			NoValue("No load balancers").
 			Span(12)).
+		WithPanel(statPanel("Users sent to a server that works no tasks",
+			"IAP servers each load balancer routes to whose task worker is stopped: right after a failover HAProxy sends users to a backup, a standby, until the receiver promotes it; more than a promotion's few minutes means none came (alert IAPLoadBalancerRoutesToIdleServer).",
+			unitCount,
+			query(`iap_ha_loadbalancer_routed_idle_servers{`+job+`}`, "{{balancer}}")).
+			Thresholds(thresholds("green", step{1, "orange"})).
+			NoValue("No load balancers").
+			Span(24)).
 		WithRow(row("Alerts and exporter")).
 		WithPanel(tablePanel("Firing alerts",
 			"Alerts of the iap_ha rule pack firing now for this job, with their labels. Each alert's runbook_url annotation, and rules/runbook.md, say what to do.",

@@ -1,6 +1,7 @@
 package loadbalancer
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -114,6 +115,55 @@ func TestRouteFollowsHAProxysBackupRule(t *testing.T) {
 				if srv.Routed != tt.want[i] {
 					t.Errorf("server %d (%s backup=%v) routed %v, want %v", i, srv.Status, srv.Backup, srv.Routed, tt.want[i])
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkParseStat decodes and routes a recorded `show stat` answer of
+// the lab's backend (4 servers, HAProxy 2.6's 100-odd columns), and one
+// of 100 servers built from its lines, as a scrape does once per balancer.
+func BenchmarkParseStat(b *testing.B) {
+	recorded, err := os.ReadFile("testdata/healthy.csv")
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(recorded), "\n"), "\n")
+	var server string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "iap_servers,iap-dc1-1,") {
+			server = l
+		}
+	}
+	if server == "" {
+		b.Fatal("no iap-dc1-1 line in healthy.csv")
+	}
+	var large strings.Builder
+	for _, l := range lines {
+		if strings.HasPrefix(l, "iap_servers,") && !strings.HasPrefix(l, "iap_servers,BACKEND,") {
+			continue
+		}
+		large.WriteString(l + "\n")
+		if strings.HasPrefix(l, "# ") {
+			for i := range 100 {
+				large.WriteString(strings.Replace(server, "iap-dc1-1", fmt.Sprintf("iap-%03d", i), 1) + "\n")
+			}
+		}
+	}
+	for _, bc := range []struct {
+		name   string
+		answer []byte
+		want   int
+	}{{"4 servers (recorded)", recorded, 4}, {"100 servers", []byte(large.String()), 100}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.answer)))
+			for b.Loop() {
+				servers, err := ParseStat(bc.answer, "iap_servers")
+				if err != nil || len(servers) != bc.want {
+					b.Fatalf("%d servers, %v", len(servers), err)
+				}
+				Route(servers, false)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -126,5 +127,94 @@ func TestRealHAProxyThroughTheSocketAndTheVIP(t *testing.T) {
 	}
 	if v := probeOnce(t, vip); v.Up || v.Error == "" {
 		t.Errorf("stopped HAProxy through the VIP: %+v", v)
+	}
+}
+
+// An operator takes one active out (set server … state maint) and the
+// other then fails: HAProxy's rule (configuration manual, "backup", "option
+// allbackups") sends the traffic to the first usable backup, and only to
+// it, once no normal server is usable; MAINT runs no health check
+// (management guide, "set server"). The probe's routing must be the one
+// HAProxy counts in lbtot for real requests through its frontend.
+func TestRealHAProxyMaintenanceThenFailureRoutesToTheFirstBackup(t *testing.T) {
+	names := []string{"iap-dc1-1", "iap-dc1-2", "iap-dc2-1", "iap-dc2-2"}
+	var opts []lab.HAProxyServer
+	var servers []config.IAPServer
+	health := map[string]*http.Server{}
+	for i, name := range names {
+		health[name] = iapHealth(t, name)
+		opts = append(opts, lab.HAProxyServer{Name: name, Addr: health[name].Addr, Backup: i >= 2})
+		servers = append(servers, config.IAPServer{Name: name, URL: "http://" + health[name].Addr})
+	}
+	h, err := lab.StartHAProxy(lab.HAProxyOptions{Servers: opts})
+	if err != nil {
+		t.Fatalf("starting HAProxy: %v", err)
+	}
+	t.Cleanup(func() { h.Stop() })
+	socket, err := NewClient(config.LoadBalancer{Name: "lb1", Site: "dc1", Kind: config.BalancerHAProxy, StatsSocket: h.Socket, Backend: lab.HAProxyBackend}, servers, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer socket.Close()
+	// selectedFor sends n requests through the frontend and returns how
+	// many HAProxy gave each server.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	selectedFor := func(n int) map[string]int {
+		t.Helper()
+		before, err := h.Selected()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if res, err := client.Get("http://" + h.Frontend + "/health/status"); err == nil {
+				res.Body.Close()
+			}
+		}
+		after, err := h.Selected()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for name, v := range after {
+			if d := v - before[name]; d > 0 {
+				got[name] = d
+			}
+		}
+		return got
+	}
+	routed := func() map[string]bool {
+		t.Helper()
+		lb := probeOnce(t, socket)
+		if !lb.Up {
+			t.Fatalf("socket probe: %+v", lb)
+		}
+		return routedNames(lb)
+	}
+
+	if err := h.SetState("iap-dc1-2", "maint"); err != nil {
+		t.Fatal(err)
+	}
+	lb := probeOnce(t, socket)
+	for _, s := range lb.Servers {
+		if s.IAPServer == "iap-dc1-2" && (!s.Maintenance() || s.Routed || s.Reaches != topology.Unknown) {
+			t.Errorf("iap-dc1-2 in MAINT: status %q routed %v reaches %v, want maintenance, no traffic, no check", s.Status, s.Routed, s.Reaches)
+		}
+	}
+	if got, want := routedNames(lb), map[string]bool{"iap-dc1-1": true}; !reflect.DeepEqual(got, want) {
+		t.Errorf("one active in MAINT: the probe routes to %v, want %v", got, want)
+	}
+	if got, want := selectedFor(6), map[string]int{"iap-dc1-1": 6}; !reflect.DeepEqual(got, want) {
+		t.Errorf("one active in MAINT: HAProxy selected %v, want %v", got, want)
+	}
+
+	health["iap-dc1-1"].Close()
+	if err := h.WaitState("iap-dc1-1", "DOWN", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := routed(), map[string]bool{"iap-dc2-1": true}; !reflect.DeepEqual(got, want) {
+		t.Errorf("the other active DOWN: the probe routes to %v, want %v (the first backup alone)", got, want)
+	}
+	if got, want := selectedFor(6), map[string]int{"iap-dc2-1": 6}; !reflect.DeepEqual(got, want) {
+		t.Errorf("the other active DOWN: HAProxy selected %v, want %v (the first backup alone)", got, want)
 	}
 }
