@@ -454,3 +454,63 @@ func clientConns(t *testing.T, addr string) []string {
 	}
 	return out
 }
+
+// The comparison a reload makes holds for every kind of section, TLS and
+// secrets included: the examples' estates, reloaded unchanged, keep their
+// instances; the same files with one secret changed do not.
+func TestEstatesUnchangedExamplesKeepTheirInstances(t *testing.T) {
+	dir := t.TempDir()
+	examples, err := filepath.Abs("../examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := filepath.Join(dir, "secrets")
+	if err := os.Mkdir(secrets, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Join(examples, "secrets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(examples, "secrets", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(secrets, e.Name()), string(data))
+	}
+	names := []string{"ha0", "ha3", "ha6"}
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(examples, name+".yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, name+".yml"), string(data))
+	}
+	es, err := NewEstates(Options{EstatesPath: dir, Collectors: []string{"topology"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	before := map[string]*Exporter{}
+	for _, name := range names {
+		before[name] = es.Estate(name)
+	}
+	if err := es.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if es.Estate(name) != before[name] {
+			t.Errorf("estate %s, unchanged, got a new instance", name)
+		}
+	}
+	writeFile(t, filepath.Join(secrets, "iap-password"), "rotated\n")
+	if err := es.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if es.Estate(name) == before[name] {
+			t.Errorf("estate %s kept its instance though its IAP password changed", name)
+		}
+	}
+}

@@ -3,7 +3,10 @@ package view
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,13 +29,53 @@ func (e estates) Names() []string {
 
 func (e estates) Source(name string) Source { return e[name] }
 
-// hungSource never finishes a round: its Scrape ends only with its context.
-type hungSource struct{}
+// hungSource never finishes a round: its Scrape ends only with its
+// context. rounds counts the rounds begun.
+type hungSource struct{ rounds *atomic.Int32 }
 
 func (hungSource) Latest() *topology.Observation { return nil }
-func (hungSource) Scrape(ctx context.Context) (*topology.Observation, error) {
+func (h hungSource) Scrape(ctx context.Context) (*topology.Observation, error) {
+	if h.rounds != nil {
+		h.rounds.Add(1)
+	}
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+// manyEstates is any number of estates.
+type manyEstates map[string]Source
+
+func (m manyEstates) Names() []string {
+	var out []string
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (m manyEstates) Source(name string) Source { return m[name] }
+
+// The index takes one page timeout for all its estates, not one each: with
+// many estates hung, those whose turn comes after the timeout are not
+// probed at all, and every one says it has no round.
+func TestIndexOfHungEstatesCostsOneTimeout(t *testing.T) {
+	const n = 3 * indexParallel
+	var rounds atomic.Int32
+	src := manyEstates{}
+	for i := range n {
+		src[fmt.Sprintf("e%02d", i)] = hungSource{&rounds}
+	}
+	code, body := serveWith(t, Options{Estates: src, Timeout: 100 * time.Millisecond}, "/api/v1/estates")
+	if code != 200 {
+		t.Fatalf("HTTP %d", code)
+	}
+	if got := strings.Count(body, "no round available: context deadline exceeded"); got != n {
+		t.Errorf("%d of %d hung estates say they have no round:\n%s", got, n, body)
+	}
+	if r := rounds.Load(); r >= n {
+		t.Errorf("%d rounds begun for %d hung estates: each estate was given a timeout of its own", r, n)
+	}
 }
 
 // observed is a round whose model judged the estate observed, declared
