@@ -514,3 +514,53 @@ func TestEstatesUnchangedExamplesKeepTheirInstances(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEstatesReload100Unchanged reloads 100 estates whose files did
+// not change: what a SIGHUP costs a large exporter (every file read and
+// checked, every instance kept).
+func BenchmarkEstatesReload100Unchanged(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 100 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("e%03d.yml", i)),
+			[]byte("rabbitmq:\n  - {name: r, urls: [\"http://127.0.0.1:1\"]}\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	es, err := NewEstates(Options{EstatesPath: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer es.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := es.Reload(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProbeHandler is BenchmarkMetricsHandler through /probe?estate=:
+// the estate's lookup beside the same scrape.
+func BenchmarkProbeHandler(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dc1.yml"), []byte("rabbitmq:\n  - {name: dc1, urls: [\"http://127.0.0.1:1\"]}\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	es, err := NewEstates(Options{EstatesPath: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer es.Close()
+	h := es.ProbeHandler()
+	req := httptest.NewRequest(http.MethodGet, "/probe?estate=dc1", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+}
