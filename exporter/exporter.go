@@ -1,6 +1,8 @@
 // Package exporter serves the collectors over HTTP: the /metrics handler
 // with its scrape deadline and coalescing, configuration reload, and the
-// health endpoints. cmd/iap_ha_exporter only wires flags to it.
+// health endpoints; with --config.estates, many estates in one process,
+// each an Exporter of its own served at /probe?estate=NAME (estates.go).
+// cmd/iap_ha_exporter only wires flags to it.
 //
 // It is the only package besides the binary that imports collector: the
 // topology page and the remediation receiver get a scrape as a
@@ -12,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"math"
 	"net/http"
@@ -44,6 +47,9 @@ const (
 type Options struct {
 	// ConfigFile is the YAML configuration; empty means config.Default().
 	ConfigFile string
+	// EstatesPath is --config.estates, for NewEstates: a directory of
+	// estate files or a file listing them.
+	EstatesPath string
 	// Collectors, when not empty, names exactly the collectors to run
 	// instead of those the flags enable.
 	Collectors []string
@@ -52,7 +58,8 @@ type Options struct {
 	// the header's value so the answer reaches Prometheus in time.
 	DefaultTimeout time.Duration
 	TimeoutOffset  time.Duration
-	// MaxRequestsInFlight caps concurrent /metrics requests (0: no cap).
+	// MaxRequestsInFlight caps concurrent /metrics requests (0: no cap);
+	// with estates, each estate's /probe requests.
 	MaxRequestsInFlight int
 	// ReloadEndpointDisabled has POST /-/reload refused (403); SIGHUP
 	// still reloads.
@@ -68,10 +75,15 @@ type Options struct {
 // and the configuration in force stays.
 type Reloader func(cfg *config.Config) (apply, discard func(), err error)
 
-// Exporter owns the current configuration and its Scraper.
+// Exporter owns the current configuration and its Scraper: the whole
+// process in single-estate mode, one estate of Estates otherwise.
 type Exporter struct {
 	opts   Options
 	logger *slog.Logger
+	// estate is the estate's name under Estates, "" in single-estate mode.
+	estate string
+	// inFlight caps the scrape requests waiting on this estate; nil: no cap.
+	inFlight chan struct{}
 
 	reloadMu  sync.Mutex
 	reloaders []Reloader // under reloadMu
@@ -79,6 +91,9 @@ type Exporter struct {
 	latest    atomic.Pointer[topology.Observation]
 	scrapes   singleflight.Group
 
+	// registry holds what /metrics serves besides the collectors: in
+	// single-estate mode the process's own metrics and the reload gauges;
+	// for an estate only what other parts register for it (its receiver's).
 	registry      *prometheus.Registry
 	reloadSuccess prometheus.Gauge
 	reloadTime    prometheus.Gauge
@@ -87,15 +102,14 @@ type Exporter struct {
 // New loads the configuration and builds its collectors. A bad configuration
 // is an error: the exporter does not start on one.
 func New(opts Options) (*Exporter, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.DefaultTimeout <= 0 {
-		opts.DefaultTimeout = DefaultTimeout
+	opts = opts.withDefaults()
+	if opts.EstatesPath != "" {
+		return nil, errors.New("exporter.New serves one estate: use NewEstates for --config.estates")
 	}
 	e := &Exporter{
 		opts:     opts,
 		logger:   opts.Logger,
+		inFlight: inFlight(opts.MaxRequestsInFlight),
 		registry: prometheus.NewRegistry(),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace.Namespace, Subsystem: "config", Name: "last_reload_successful",
@@ -118,9 +132,49 @@ func New(opts Options) (*Exporter, error) {
 	return e, nil
 }
 
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DefaultTimeout <= 0 {
+		o.DefaultTimeout = DefaultTimeout
+	}
+	return o
+}
+
+func inFlight(max int) chan struct{} {
+	if max <= 0 {
+		return nil
+	}
+	return make(chan struct{}, max)
+}
+
+// newEstate builds the Exporter of one estate of Estates from its loaded
+// configuration: its own probes, clients, logins and coalesced rounds, and
+// reg, the estate's registry, which outlives the instance.
+func newEstate(name string, cfg *config.Config, reg *prometheus.Registry, opts Options) (*Exporter, error) {
+	e := &Exporter{
+		opts:     opts,
+		logger:   opts.Logger.With("estate", name),
+		estate:   name,
+		inFlight: inFlight(opts.MaxRequestsInFlight),
+		registry: reg,
+	}
+	s, err := collector.NewScraper(cfg, e.logger, opts.Collectors...)
+	if err != nil {
+		return nil, err
+	}
+	e.scraper.Store(s)
+	return e, nil
+}
+
 // Registry is where other parts of the binary (the remediation receiver)
-// register their own metrics so /metrics serves them too.
+// register their own metrics so /metrics serves them too; an estate's is
+// served at /probe?estate=NAME and stays the same across its reloads.
 func (e *Exporter) Registry() *prometheus.Registry { return e.registry }
+
+// Estate is the estate's name under Estates, "" in single-estate mode.
+func (e *Exporter) Estate() string { return e.estate }
 
 // Config is the configuration in force.
 func (e *Exporter) Config() *config.Config { return e.scraper.Load().Config() }
@@ -135,6 +189,9 @@ func (e *Exporter) AddReloader(r Reloader) {
 // Reload reads the configuration again and swaps it in. On any problem the
 // running configuration stays and the error says why.
 func (e *Exporter) Reload() error {
+	if e.estate != "" {
+		return fmt.Errorf("estate %s reloads with the others (Estates.Reload)", e.estate)
+	}
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	err := e.reload()
@@ -294,53 +351,58 @@ func (e *Exporter) timeout(r *http.Request) (time.Duration, error) {
 
 // MetricsHandler serves /metrics.
 func (e *Exporter) MetricsHandler() http.Handler {
-	var inFlight chan struct{}
-	if e.opts.MaxRequestsInFlight > 0 {
-		inFlight = make(chan struct{}, e.opts.MaxRequestsInFlight)
-	}
 	errorLog := slog.NewLogLogger(e.logger.Handler(), slog.LevelError)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if inFlight != nil {
-			select {
-			case inFlight <- struct{}{}:
-				defer func() { <-inFlight }()
-			default:
-				http.Error(w, "too many concurrent scrapes", http.StatusServiceUnavailable)
-				return
-			}
-		}
-		timeout, err := e.timeout(r)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.serveScrape(w, r, errorLog) })
+}
+
+// serveScrape answers one scrape of the estate: a probe round within the
+// request's deadline, translated by the collectors that made it, with the
+// registry's metrics beside.
+func (e *Exporter) serveScrape(w http.ResponseWriter, r *http.Request, errorLog *log.Logger) {
+	if e.inFlight != nil {
+		select {
+		case e.inFlight <- struct{}{}:
+			defer func() { <-e.inFlight }()
+		default:
+			http.Error(w, "too many concurrent scrapes", http.StatusServiceUnavailable)
 			return
 		}
-		extendDeadlines(w, timeout)
-		ctx, cancel := context.WithTimeout(r.Context(), timeout)
-		defer cancel()
-		scrape, scraper, err := e.scrape(ctx)
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return // the client went away
-			}
-			http.Error(w, "scrape did not finish: "+err.Error(), http.StatusServiceUnavailable)
-			return
+	}
+	timeout, err := e.timeout(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	extendDeadlines(w, timeout)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	scrape, scraper, err := e.scrape(ctx)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return // the client went away
 		}
-		reg := prometheus.NewRegistry()
-		if err := reg.Register(scraper.Metrics(scrape)); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		promhttp.HandlerFor(prometheus.Gatherers{e.registry, reg}, promhttp.HandlerOpts{
-			ErrorLog:      errorLog,
-			ErrorHandling: promhttp.ContinueOnError,
-		}).ServeHTTP(w, r)
-	})
+		http.Error(w, "scrape did not finish: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(scraper.Metrics(scrape)); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	promhttp.HandlerFor(prometheus.Gatherers{e.registry, reg}, promhttp.HandlerOpts{
+		ErrorLog:      errorLog,
+		ErrorHandling: promhttp.ContinueOnError,
+	}).ServeHTTP(w, r)
 }
 
 // ReloadHandler serves POST /-/reload.
 func (e *Exporter) ReloadHandler() http.Handler {
+	return reloadHandler(e.opts.ReloadEndpointDisabled, e.Reload)
+}
+
+func reloadHandler(disabled bool, reload func() error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e.opts.ReloadEndpointDisabled {
+		if disabled {
 			http.Error(w, "the reload endpoint is disabled (--no-web.enable-reload); send SIGHUP to reload", http.StatusForbidden)
 			return
 		}
@@ -349,7 +411,7 @@ func (e *Exporter) ReloadHandler() http.Handler {
 			http.Error(w, "use POST to reload the configuration", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := e.Reload(); err != nil {
+		if err := reload(); err != nil {
 			http.Error(w, "configuration not reloaded, the previous one stays in force: "+err.Error(), http.StatusInternalServerError)
 			return
 		}

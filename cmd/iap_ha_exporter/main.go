@@ -42,7 +42,9 @@ func run(args []string, stdout, stderr *os.File) int {
 	var (
 		configFile = app.Flag("config.file", "Path to the configuration file; without it, an all-in-one (HA-0) node on localhost.").
 				Default("").String()
-		configCheck = app.Flag("config.check", "Check the configuration file, print every problem and exit (non-zero on any).").
+		estatesPath = app.Flag("config.estates", "Many estates in one process: a directory of estate files (NAME.yml in --config.file's format, NAME.remediation.yml beside it for its receiver) or a file listing them; each estate is served at /probe?estate=NAME. Excludes --config.file.").
+				Default("").String()
+		configCheck = app.Flag("config.check", "Check the configuration file (or every estate's files), print every problem and exit (non-zero on any).").
 				Bool()
 		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").
 				Default("/metrics").String()
@@ -71,7 +73,18 @@ func run(args []string, stdout, stderr *os.File) int {
 		return 2
 	}
 
+	if *configFile != "" && *estatesPath != "" {
+		fmt.Fprintln(stderr, "iap_ha_exporter: --config.file and --config.estates exclude each other: give one estate's file, or the estates")
+		return 2
+	}
+	if *estatesPath != "" && *remFlags.configFile != "" {
+		fmt.Fprintln(stderr, "iap_ha_exporter: with --config.estates each estate's remediation file is NAME.remediation.yml beside it (or remediation_file in the list), not --remediation.config.file")
+		return 2
+	}
 	if *configCheck {
+		if *estatesPath != "" {
+			return checkEstates(*estatesPath, *toolkitFlags.WebConfigFile, *remFlags.insecure, stdout, stderr)
+		}
 		return checkConfig(*configFile, remFlags, *toolkitFlags.WebConfigFile, stdout, stderr)
 	}
 
@@ -81,6 +94,7 @@ func run(args []string, stdout, stderr *os.File) int {
 
 	opts := exporter.Options{
 		ConfigFile:             *configFile,
+		EstatesPath:            *estatesPath,
 		DefaultTimeout:         *defaultTimeout,
 		TimeoutOffset:          *timeoutOffset,
 		MaxRequestsInFlight:    *maxRequests,
@@ -90,41 +104,63 @@ func run(args []string, stdout, stderr *os.File) int {
 	if code, handled := remFlags.run(command, opts, stdout, stderr); handled {
 		return code
 	}
-	exp, err := exporter.New(opts)
-	if err != nil {
-		logger.Error("cannot start", "err", err)
-		return 1
+	mux := http.NewServeMux()
+	var (
+		reload func() error
+		links  []web.LandingLinks
+	)
+	if *estatesPath != "" {
+		es, err := exporter.NewEstates(opts)
+		if err != nil {
+			logger.Error("cannot start", "err", err)
+			return 1
+		}
+		defer es.Close()
+		reload = es.Reload
+		serveEstates(mux, es, view.Options{Timeout: *defaultTimeout, MetricsPath: *metricsPath, Logger: logger})
+		links = estatesLinks(*metricsPath)
+	} else {
+		exp, err := exporter.New(opts)
+		if err != nil {
+			logger.Error("cannot start", "err", err)
+			return 1
+		}
+		defer exp.Close()
+		reload = exp.Reload
+		mux.Handle(*metricsPath, exp.MetricsHandler())
+		mux.Handle("/-/reload", exp.ReloadHandler())
+		receiver, stopRemediation, err := remFlags.serve(exp, mux, toolkitFlags, listenOptions{*defaultTimeout, *maxConnections}, logger)
+		if err != nil {
+			logger.Error("cannot start the remediation receiver", "err", err)
+			return 1
+		}
+		defer stopRemediation()
+		viewOpts := view.Options{Source: exp, Timeout: *defaultTimeout, MetricsPath: *metricsPath, Logger: logger}
+		if receiver != nil {
+			viewOpts.Remediation = func() view.RemediationState {
+				st := receiver.Status()
+				return view.RemediationState{Enabled: true, DryRun: st.DryRun, Paused: st.Paused, Blocked: st.Blocked, BlockedReason: st.BlockedReason,
+					SingleVantage: st.SingleVantage, AllowSingleVantage: st.AllowSingleVantage, LastAction: st.LastAction, LastTime: st.LastTime}
+			}
+		}
+		view.Register(mux, viewOpts)
+		links = []web.LandingLinks{
+			{Address: *metricsPath, Text: "Metrics"},
+			{Address: "topology", Text: "Topology", Description: "the estate per site and the HA model's verdicts"},
+			{Address: "api/v1/topology", Text: "Topology (JSON)"},
+			{Address: "/-/healthy", Text: "Health"},
+		}
 	}
-	defer exp.Close()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			_ = exp.Reload() // logged by Reload; the old configuration stays on error
+			_ = reload() // logged by Reload; the old configuration stays on error
 		}
 	}()
-
-	mux := http.NewServeMux()
-	mux.Handle(*metricsPath, exp.MetricsHandler())
-	mux.Handle("/-/reload", exp.ReloadHandler())
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Ready") })
-	receiver, stopRemediation, err := remFlags.serve(exp, mux, toolkitFlags, listenOptions{*defaultTimeout, *maxConnections}, logger)
-	if err != nil {
-		logger.Error("cannot start the remediation receiver", "err", err)
-		return 1
-	}
-	defer stopRemediation()
-	viewOpts := view.Options{Source: exp, Timeout: *defaultTimeout, MetricsPath: *metricsPath, Logger: logger}
-	if receiver != nil {
-		viewOpts.Remediation = func() view.RemediationState {
-			st := receiver.Status()
-			return view.RemediationState{Enabled: true, DryRun: st.DryRun, Paused: st.Paused, Blocked: st.Blocked, BlockedReason: st.BlockedReason,
-				SingleVantage: st.SingleVantage, AllowSingleVantage: st.AllowSingleVantage, LastAction: st.LastAction, LastTime: st.LastTime}
-		}
-	}
-	view.Register(mux, viewOpts)
 	if *metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "IAP HA Exporter",
@@ -134,12 +170,7 @@ func run(args []string, stdout, stderr *os.File) int {
 			Profiling: "false",
 			// The live topology view, on the landing page itself.
 			ExtraHTML: `<iframe src="topology" title="topology" style="width:100%;height:80vh;border:0"></iframe>`,
-			Links: []web.LandingLinks{
-				{Address: *metricsPath, Text: "Metrics"},
-				{Address: "topology", Text: "Topology", Description: "the estate per site and the HA model's verdicts"},
-				{Address: "api/v1/topology", Text: "Topology (JSON)"},
-				{Address: "/-/healthy", Text: "Health"},
-			},
+			Links:     links,
 		})
 		if err != nil {
 			logger.Error("cannot build the landing page", "err", err)

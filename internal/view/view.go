@@ -13,7 +13,9 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +27,15 @@ import (
 type Source interface {
 	Latest() *topology.Observation
 	Scrape(ctx context.Context) (*topology.Observation, error)
+}
+
+// Estates finds the estates of a multi-estate exporter; *exporter.Estates,
+// adapted by the binary, is one.
+type Estates interface {
+	// Names are the running estates' names, sorted.
+	Names() []string
+	// Source is the estate's, nil for an estate that does not run.
+	Source(name string) Source
 }
 
 // RemediationState is what the page shows of the remediation receiver.
@@ -45,9 +56,16 @@ type RemediationState struct {
 
 // Options configure the handlers.
 type Options struct {
+	// Source is the estate in single-estate mode.
 	Source Source
+	// Estates, in multi-estate mode instead of Source: the pages take
+	// ?estate=NAME, and /topology without it is the index of estates.
+	Estates Estates
 	// Remediation reports the receiver's state; nil when it is not enabled.
 	Remediation func() RemediationState
+	// EstateRemediation reports an estate's receiver in multi-estate mode;
+	// nil, or false for an estate, when it is not enabled.
+	EstateRemediation func(estate string) (RemediationState, bool)
 	// Timeout bounds the scrape the page takes.
 	Timeout time.Duration
 	// Refresh is how often the page reloads itself, and the age past which
@@ -62,7 +80,9 @@ type Options struct {
 
 // Document is the JSON answer of /api/v1/topology.
 type Document struct {
-	Time time.Time `json:"time"`
+	// Estate is the estate shown, "" in single-estate mode.
+	Estate string    `json:"estate,omitempty"`
+	Time   time.Time `json:"time"`
 	// AgeSeconds is how old the snapshot was when this answer was made.
 	AgeSeconds  float64            `json:"age_seconds"`
 	Snapshot    *topology.Snapshot `json:"snapshot"`
@@ -101,23 +121,56 @@ func Register(mux *http.ServeMux, opts Options) {
 	h := &handlers{opts: opts}
 	mux.HandleFunc("GET /topology", h.page)
 	mux.HandleFunc("GET /api/v1/topology", h.api)
+	if opts.Estates != nil {
+		mux.HandleFunc("GET /api/v1/estates", h.estatesAPI)
+	}
 }
 
-func (h *handlers) document(r *http.Request) (*Document, error) {
-	scrape := h.opts.Source.Latest()
+// source is the estate a request asks for: Source in single-estate mode
+// (where ?estate= is ignored), the named estate otherwise. It answers the
+// request itself when there is none to show.
+func (h *handlers) source(w http.ResponseWriter, r *http.Request) (src Source, estate string, ok bool) {
+	if h.opts.Estates == nil {
+		return h.opts.Source, "", true
+	}
+	estate = r.URL.Query().Get("estate")
+	if estate == "" {
+		http.Error(w, "missing the estate parameter: ?estate=NAME; /api/v1/estates lists them", http.StatusBadRequest)
+		return nil, "", false
+	}
+	if src = h.opts.Estates.Source(estate); src == nil {
+		http.Error(w, "unknown estate "+strconv.Quote(estate), http.StatusNotFound)
+		return nil, "", false
+	}
+	return src, estate, true
+}
+
+// observation is the source's latest round while it is younger than the
+// page's refresh, else a new one (joining a round under way) within the
+// page's timeout; the older one when that fails, its age saying so.
+func (h *handlers) observation(ctx context.Context, src Source) (*topology.Observation, error) {
+	scrape := src.Latest()
 	if scrape == nil || h.opts.Now().Sub(scrape.Snapshot.Time) >= h.opts.Refresh {
-		ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+		ctx, cancel := context.WithTimeout(ctx, h.opts.Timeout)
 		defer cancel()
-		fresh, err := h.opts.Source.Scrape(ctx)
+		fresh, err := src.Scrape(ctx)
 		switch {
 		case err == nil:
 			scrape = fresh
 		case scrape == nil:
 			return nil, err
 		}
-		// Otherwise the older snapshot is shown, and its age says so.
+	}
+	return scrape, nil
+}
+
+func (h *handlers) document(r *http.Request, src Source, estate string) (*Document, error) {
+	scrape, err := h.observation(r.Context(), src)
+	if err != nil {
+		return nil, err
 	}
 	doc := &Document{
+		Estate:     estate,
 		Time:       scrape.Snapshot.Time,
 		AgeSeconds: h.opts.Now().Sub(scrape.Snapshot.Time).Seconds(),
 		Snapshot:   scrape.Snapshot,
@@ -132,14 +185,21 @@ func (h *handlers) document(r *http.Request) (*Document, error) {
 		}
 		doc.Collectors[name] = st
 	}
-	if h.opts.Remediation != nil {
+	switch {
+	case estate != "" && h.opts.EstateRemediation != nil:
+		doc.Remediation, _ = h.opts.EstateRemediation(estate)
+	case estate == "" && h.opts.Remediation != nil:
 		doc.Remediation = h.opts.Remediation()
 	}
 	return doc, nil
 }
 
 func (h *handlers) api(w http.ResponseWriter, r *http.Request) {
-	doc, err := h.document(r)
+	src, estate, ok := h.source(w, r)
+	if !ok {
+		return
+	}
+	doc, err := h.document(r, src, estate)
 	if err != nil {
 		http.Error(w, "no scrape available: "+err.Error(), http.StatusServiceUnavailable)
 		return
@@ -160,7 +220,15 @@ var pageTemplate = template.Must(template.New("topology").Funcs(template.FuncMap
 }).Parse(pageSource))
 
 func (h *handlers) page(w http.ResponseWriter, r *http.Request) {
-	doc, err := h.document(r)
+	if h.opts.Estates != nil && r.URL.Query().Get("estate") == "" {
+		h.index(w, r)
+		return
+	}
+	src, estate, ok := h.source(w, r)
+	if !ok {
+		return
+	}
+	doc, err := h.document(r, src, estate)
 	if err != nil {
 		http.Error(w, "no scrape available: "+err.Error(), http.StatusServiceUnavailable)
 		return
@@ -207,18 +275,24 @@ type page struct {
 	Rows    []Row
 	Refresh time.Duration
 	// MetricsLink is the telemetry path relative to the page, so that it
-	// holds behind a proxy's path prefix too.
-	MetricsLink string
-	Degraded    bool
-	Components  []topology.ComponentVerdict
+	// holds behind a proxy's path prefix too (the estate's probe in
+	// multi-estate mode); JSONLink the same page as JSON; IndexLink the
+	// index of estates, "" in single-estate mode.
+	MetricsLink, JSONLink, IndexLink string
+	Degraded                         bool
+	Components                       []topology.ComponentVerdict
 	// SinglePoints are the members whose loss alone stops the estate;
 	// BelowClass those whose loss alone drops the declared class.
 	SinglePoints, BelowClass []topology.MemberVerdict
 }
 
 func newPage(doc *Document, opts Options) page {
-	p := page{Doc: doc, Refresh: opts.Refresh, MetricsLink: strings.TrimPrefix(opts.MetricsPath, "/"), Degraded: doc.Verdict.Architecture.Degraded(), Components: doc.Verdict.Components,
-		SinglePoints: doc.Verdict.SinglePoints()}
+	p := page{Doc: doc, Refresh: opts.Refresh, MetricsLink: strings.TrimPrefix(opts.MetricsPath, "/"), JSONLink: "api/v1/topology",
+		Degraded: doc.Verdict.Architecture.Degraded(), Components: doc.Verdict.Components, SinglePoints: doc.Verdict.SinglePoints()}
+	if doc.Estate != "" {
+		q := "?estate=" + url.QueryEscape(doc.Estate)
+		p.MetricsLink, p.JSONLink, p.IndexLink = probeLink+q, p.JSONLink+q, "topology"
+	}
 	members := map[string]topology.MemberVerdict{}
 	for _, mv := range doc.Verdict.Members {
 		members[mv.Component+"/"+mv.Name] = mv
