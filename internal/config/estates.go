@@ -194,7 +194,7 @@ func listEstateFile(path string) ([]Estate, error) {
 		c.Addf("estates", "lists no estate")
 	}
 	seen := map[string]int{}
-	files := map[string]string{} // a file → the field that names it
+	remediationFiles := map[string]int{} // a remediation file → the estate that names it
 	estates := make([]Estate, 0, len(list.Estates))
 	for i, entry := range list.Estates {
 		p := fmt.Sprintf("estates[%d]", i)
@@ -210,15 +210,15 @@ func listEstateFile(path string) ([]Estate, error) {
 			c.Addf(p+".config_file", "is required")
 		}
 		e := Estate{Name: entry.Name, ConfigFile: c.Path(entry.ConfigFile), RemediationFile: c.Path(entry.RemediationFile)}
-		for _, f := range []struct{ key, file string }{{"config_file", e.ConfigFile}, {"remediation_file", e.RemediationFile}} {
-			if f.file == "" {
-				continue
+		// Two estates may watch through one configuration file (they are
+		// still two instances), but two receivers on one remediation file
+		// would share a journal.
+		if f := e.RemediationFile; f != "" {
+			if other, dup := remediationFiles[f]; dup {
+				c.Addf(p+".remediation_file", "is estates[%d]'s too: each estate's receiver keeps its own journal", other)
+			} else {
+				remediationFiles[f] = i
 			}
-			if other, dup := files[f.file]; dup {
-				c.Addf(p+"."+f.key, "names %s, as %s does: an estate's files are its own", f.file, other)
-				continue
-			}
-			files[f.file] = p + "." + f.key
 		}
 		estates = append(estates, e)
 	}

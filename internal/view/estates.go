@@ -45,10 +45,12 @@ type EstatesDocument struct {
 }
 
 // summaries are the running estates, each from its latest round while it
-// is younger than the page's refresh, else from a new one, bounded by the
-// page's timeout each: a hung estate shows its error, never holds the
-// others back.
+// is younger than the page's refresh, else from a new one, all within the
+// page's timeout: a hung estate shows its error, never holds the others
+// back, and a hundred of them cost one timeout, not a hundred.
 func (h *handlers) summaries(ctx context.Context) []EstateSummary {
+	ctx, cancel := context.WithTimeout(ctx, h.opts.Timeout)
+	defer cancel()
 	names := h.opts.Estates.Names()
 	out := make([]EstateSummary, len(names))
 	slots := make(chan struct{}, indexParallel)
@@ -64,8 +66,15 @@ func (h *handlers) summaries(ctx context.Context) []EstateSummary {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			slots <- struct{}{}
-			defer func() { <-slots }()
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			case <-ctx.Done():
+			}
+			if err := ctx.Err(); err != nil { // a slot and the end may come together
+				out[i].Error = "no round available: " + err.Error()
+				return
+			}
 			o, err := h.observation(ctx, src)
 			if err != nil {
 				out[i].Error = "no round available: " + err.Error()
