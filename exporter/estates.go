@@ -228,9 +228,6 @@ func (es *Estates) Reload() error {
 				keep(fmt.Errorf("estate %s (%s): %w", l.Name, l.ConfigFile, err))
 				continue
 			}
-			if prev != nil {
-				exp.scraper.Load().KeepLogins(prev.exp.scraper.Load())
-			}
 			fresh = true
 		}
 		estateApplies, err := es.prepare(l.Name, exp, l.RemediationFile)
@@ -244,6 +241,7 @@ func (es *Estates) Reload() error {
 		}
 		applies = append(applies, estateApplies...)
 		if fresh && prev != nil {
+			exp.scraper.Load().KeepLogins(prev.exp.scraper.Load())
 			replaced = append(replaced, prev.exp)
 		}
 		if fresh && prev == nil {
@@ -253,6 +251,12 @@ func (es *Estates) Reload() error {
 		reloaded = append(reloaded, l.Name)
 	}
 	var removed []string
+	for name := range old.broken {
+		if !listed[name] { // never ran: only its gauges to forget
+			es.reloadSuccess.DeleteLabelValues(name)
+			es.reloadTime.DeleteLabelValues(name)
+		}
+	}
 	for _, name := range old.names {
 		if listed[name] {
 			continue

@@ -248,6 +248,15 @@ func TestEstatesReloadKeepsABrokenEstateAsItWas(t *testing.T) {
 		}
 	}
 
+	// The new broken estate removed: its gauge goes with it.
+	if err := os.Remove(filepath.Join(dir, "e.yml")); err != nil {
+		t.Fatal(err)
+	}
+	_ = es.Reload() // b is still broken
+	if _, metrics := get(t, es.MetricsHandler(), http.MethodGet, "/metrics", nil); strings.Contains(metrics, `estate="e"`) {
+		t.Errorf("/metrics still reports the removed estate e:\n%s", grep(metrics, `estate="e"`))
+	}
+
 	// The listing itself broken: nothing reloads, every estate says so.
 	a = es.Estate("a")
 	writeFile(t, filepath.Join(dir, "a b.yml"), estateFile(ia, "5s"))
@@ -512,5 +521,121 @@ func TestEstatesUnchangedExamplesKeepTheirInstances(t *testing.T) {
 		if es.Estate(name) == before[name] {
 			t.Errorf("estate %s kept its instance though its IAP password changed", name)
 		}
+	}
+}
+
+// BenchmarkEstatesReload100Unchanged reloads 100 estates whose files did
+// not change: what a SIGHUP costs a large exporter (every file read and
+// checked, every instance kept).
+func BenchmarkEstatesReload100Unchanged(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 100 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("e%03d.yml", i)),
+			[]byte("rabbitmq:\n  - {name: r, urls: [\"http://127.0.0.1:1\"]}\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	es, err := NewEstates(Options{EstatesPath: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer es.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := es.Reload(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProbeHandler is BenchmarkMetricsHandler through /probe?estate=:
+// the estate's lookup beside the same scrape.
+func BenchmarkProbeHandler(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dc1.yml"), []byte("rabbitmq:\n  - {name: dc1, urls: [\"http://127.0.0.1:1\"]}\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	es, err := NewEstates(Options{EstatesPath: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer es.Close()
+	h := es.ProbeHandler()
+	req := httptest.NewRequest(http.MethodGet, "/probe?estate=dc1", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+}
+
+// estateStep is what an EstateReloader was asked about one estate.
+type estateStep struct {
+	name, remediation string
+	next              *Exporter
+}
+
+// What follows each estate (the remediation router) is asked about every
+// estate a reload keeps, starts or removes, with the instance in force
+// after it and its remediation file; its refusal keeps that estate as it
+// was (instance and all), the others reload; what it prepared applies once
+// the new estates are in force.
+func TestEstateReloadersFollowEachEstate(t *testing.T) {
+	rabbit := func(name string) string {
+		return "rabbitmq: [{name: " + name + ", urls: [\"http://127.0.0.1:1\"]}]\n"
+	}
+	dir := estatesDir(t, map[string]string{"a": rabbit("a1"), "b": rabbit("b1"), "c": rabbit("c1")})
+	writeFile(t, filepath.Join(dir, "a.remediation.yml"), "read by the reloader, not here")
+	es := newEstates(t, dir)
+	a, b := es.Estate("a"), es.Estate("b")
+	var asked []estateStep
+	var appliedUnder []string // the estates in force when each apply ran
+	es.AddReloader(func(name string, next *Exporter, remediation string) (func(), func(), error) {
+		asked = append(asked, estateStep{name, filepath.Base(remediation), next})
+		if next != nil && next.Config().RabbitMQ[0].Name == "refused" {
+			return nil, nil, fmt.Errorf("%s.remediation.yml: lease.redis: refused", name)
+		}
+		return func() { appliedUnder = append(appliedUnder, strings.Join(es.Names(), " ")) }, func() {}, nil
+	})
+
+	writeFile(t, filepath.Join(dir, "b.yml"), rabbit("refused"))
+	if err := os.Remove(filepath.Join(dir, "c.yml")); err != nil {
+		t.Fatal(err)
+	}
+	err := es.Reload()
+	if err == nil || !strings.Contains(err.Error(), "estate b: b.remediation.yml: lease.redis: refused") {
+		t.Errorf("reload error %v, want estate b's refusal", err)
+	}
+	slices.SortFunc(asked, func(x, y estateStep) int { return strings.Compare(x.name, y.name) })
+	// filepath.Base("") is ".": no remediation file.
+	want := []estateStep{{"a", "a.remediation.yml", a}, {"b", ".", nil}, {"c", ".", nil}}
+	if len(asked) != 3 {
+		t.Fatalf("asked about %v, want a, b and c", asked)
+	}
+	for i, w := range want {
+		got := asked[i]
+		if got.name != w.name || got.remediation != w.remediation {
+			t.Errorf("asked %+v, want %+v", got, w)
+		}
+	}
+	if asked[0].next != a {
+		t.Error("estate a, unchanged, was offered another instance than the one in force")
+	}
+	if asked[1].next == nil || asked[1].next == b {
+		t.Error("estate b, changed, was not offered its new instance")
+	}
+	if asked[2].next != nil {
+		t.Error("estate c, removed, was offered an instance")
+	}
+	if es.Estate("b") != b || es.Estate("b").Config().RabbitMQ[0].Name != "b1" {
+		t.Error("estate b, refused, did not keep the instance in force")
+	}
+	if !slices.Equal(appliedUnder, []string{"a b", "a b"}) {
+		t.Errorf("applies ran under the estates %q, want a and c's both under the new estates (a b)", appliedUnder)
 	}
 }
