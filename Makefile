@@ -96,7 +96,7 @@ BENCHFLAGS ?= -queues 1000,10000 -estates 100
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
-	$(GO) run ./fixtures/bench/cmd/scrapebench $(BENCHFLAGS)
+	GO=$(GO) $(GO) run ./fixtures/bench/cmd/scrapebench $(BENCHFLAGS)
 
 demo: build
 	./scripts/demo.sh
