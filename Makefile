@@ -87,11 +87,16 @@ lint:
 
 # Go benchmarks, then the scrape-cost harness (PERFORMANCE.md). The harness
 # starts the HA-6 lab; on a small machine: make bench BENCHFLAGS='-sim-only -scrapes 100'
-BENCHFLAGS ?= -queues 1000,10000
+# -estates 100 adds issue 25's many-estates scenario (100 simulated HA-6 estates
+# every 15 s, one exporter against one process per estate, a hung estate, 1,000
+# reload rounds; 20-30 min, 3 GiB). Alone:
+#   go run ./fixtures/bench/cmd/scrapebench -estates 100 -estates-only
+# Quick try: ... -estates 20 -estates-only -estates-interval 2s -estates-rounds 3 -estates-reloads 20
+BENCHFLAGS ?= -queues 1000,10000 -estates 100
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
-	$(GO) run ./fixtures/bench/cmd/scrapebench $(BENCHFLAGS)
+	GO=$(GO) $(GO) run ./fixtures/bench/cmd/scrapebench $(BENCHFLAGS)
 
 demo: build
 	./scripts/demo.sh
