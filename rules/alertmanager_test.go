@@ -62,7 +62,8 @@ func firstLine(b []byte) string {
 // examples/alertmanager.yml into a real Alertmanager, posts a site's worth of
 // alerts and reads back which ones it suppresses: a site down silences its
 // members and a member down its own lag and its own single-point warning,
-// never the remediation alert nor anything elsewhere.
+// never the remediation alert nor anything elsewhere; with two estates
+// through one exporter, nothing of the other estate.
 func TestAlertmanagerInhibition(t *testing.T) {
 	b, err := os.ReadFile(alertmanagerConfig)
 	if err != nil {
@@ -109,6 +110,25 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		"IAPLoadBalancerDown/lb1":           false,
 		"IAPSinglePointOfFailure/lb1":       true,
 		"IAPSinglePointOfFailure/lb2":       false,
+		// Two estates through one exporter (the multi-target job): same
+		// job, instance, site and server names, told apart by estate
+		// alone. Each estate's source alert silences its own members and
+		// never the other estate's, nor those of the exporter above that
+		// has no estate label.
+		"IAPSiteDown/emea:dc2":                       false,
+		"IAPServerDown/emea:iap-dc2-1":               true,
+		"IAPServerDown/apac:iap-dc2-1":               false,
+		"IAPServerDown/apac:iap-dc1-1":               false,
+		"IAPDependencyDown/apac:iap-dc1-1":           true,
+		"IAPDependencyDown/emea:iap-dc1-1":           false,
+		"IAPMongoMemberUnhealthy/emea:m1":            false,
+		"IAPMongoReplicationLagHigh/emea:m1":         true,
+		"IAPMongoReplicationLagHigh/apac:m1":         false,
+		"IAPSinglePointOfFailure/emea:m1":            true,
+		"IAPSinglePointOfFailure/apac:m1":            false,
+		"IAPRabbitmqQuorumQueueAtRisk/apac:critical": false,
+		"IAPRabbitmqQuorumQueueAtRisk/apac:warning":  true,
+		"IAPRabbitmqQuorumQueueAtRisk/emea:warning":  false,
 	}
 	alerts := []map[string]string{
 		alert("alertname", "IAPSiteDown", "severity", "critical", "site", "dc2", "key", "dc2"),
@@ -130,6 +150,24 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		alert("alertname", "IAPLoadBalancerDown", "severity", "warning", "balancer", "lb1", "site", "dc1", "key", "lb1"),
 		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "loadbalancer", "member", "lb1", "balancer", "lb1", "site", "dc1", "key", "lb1"),
 		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "loadbalancer", "member", "lb2", "balancer", "lb2", "site", "dc2", "key", "lb2"),
+
+		alert("alertname", "IAPSiteDown", "severity", "critical", "estate", "emea", "site", "dc2", "key", "emea:dc2"),
+		alert("alertname", "IAPServerDown", "severity", "warning", "estate", "emea", "server", "iap-dc2-1", "site", "dc2", "key", "emea:iap-dc2-1"),
+		alert("alertname", "IAPServerDown", "severity", "warning", "estate", "apac", "server", "iap-dc2-1", "site", "dc2", "key", "apac:iap-dc2-1"),
+		alert("alertname", "IAPServerDown", "severity", "warning", "estate", "apac", "server", "iap-dc1-1", "site", "dc1", "key", "apac:iap-dc1-1"),
+		alert("alertname", "IAPDependencyDown", "severity", "warning", "estate", "apac", "server", "iap-dc1-1", "site", "dc1", "service", "mongo", "key", "apac:iap-dc1-1"),
+		alert("alertname", "IAPDependencyDown", "severity", "warning", "estate", "emea", "server", "iap-dc1-1", "site", "dc1", "service", "mongo", "key", "emea:iap-dc1-1"),
+		alert("alertname", "IAPMongoMemberUnhealthy", "severity", "warning", "estate", "emea", "set", "rs0", "member", "m1", "site", "dc1", "key", "emea:m1"),
+		alert("alertname", "IAPMongoReplicationLagHigh", "severity", "warning", "estate", "emea", "set", "rs0", "member", "m1", "site", "dc1", "key", "emea:m1"),
+		alert("alertname", "IAPMongoReplicationLagHigh", "severity", "warning", "estate", "apac", "set", "rs0", "member", "m1", "site", "dc1", "key", "apac:m1"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "estate", "emea", "component", "mongodb", "member", "m1", "site", "dc1", "key", "emea:m1"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "estate", "apac", "component", "mongodb", "member", "m1", "site", "dc1", "key", "apac:m1"),
+		// A critical alert silences the warning of the same name and
+		// object (queues without quorum over queues one loss from it), in
+		// its own estate only.
+		alert("alertname", "IAPRabbitmqQuorumQueueAtRisk", "severity", "critical", "estate", "apac", "cluster", "rabbit", "vhost", "/", "key", "apac:critical"),
+		alert("alertname", "IAPRabbitmqQuorumQueueAtRisk", "severity", "warning", "estate", "apac", "cluster", "rabbit", "vhost", "/", "key", "apac:warning"),
+		alert("alertname", "IAPRabbitmqQuorumQueueAtRisk", "severity", "warning", "estate", "emea", "cluster", "rabbit", "vhost", "/", "key", "emea:warning"),
 	}
 	var posted []map[string]any
 	for _, a := range alerts {

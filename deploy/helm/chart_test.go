@@ -180,7 +180,7 @@ func TestChartPrometheusRuleIsTheRuleFiles(t *testing.T) {
 }
 
 // The ServiceMonitor names the job as the rules expect (IAPHAExporterDown
-// watches job=~"iap_ha.*"), scrapes the telemetry path, and the rest of the
+// watches job=~"iap[_-]ha.*"), scrapes the telemetry path, and the rest of the
 // release fits together.
 func TestChartTemplate(t *testing.T) {
 	docs := render(t, "telemetryPath: /iap/metrics\nserviceMonitor: {job: iap_ha_dc1}\nsecrets: {existingSecret: iap-ha-secrets}\n")
