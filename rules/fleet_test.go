@@ -39,12 +39,15 @@ func TestPrometheusExamplesCheck(t *testing.T) {
 }
 
 // TestFleetShardsSplitTheEstates starts one real Prometheus per shard of
-// examples/fleet/, each with its configuration file unchanged, over a
-// targets file of many estates, and reads back their /api/v1/targets. The
-// hashmod relabelling must give every estate to exactly one shard (Prometheus
-// hashes the target's address, here the estate's name, and each shard keeps
-// its remainder), and each shard must probe its estates through its own
-// exporter replica at /probe?estate=NAME with the estate label set.
+// examples/fleet/, each with its configuration file unchanged but for the
+// remote-write address, over a targets file of many estates, and reads back
+// their /api/v1/targets. The hashmod relabelling must give every estate to
+// exactly one shard (Prometheus hashes the target's address, here the
+// estate's name, and each shard keeps its remainder), and each shard must
+// probe its estates through its own exporter replica at /probe?estate=NAME
+// with the estate label set. A third Prometheus stands for the long-term
+// store: what the shards remote-write must show every estate once, from its
+// shard, named by the shard's external label.
 func TestFleetShardsSplitTheEstates(t *testing.T) {
 	if err := lab.EnsurePackages(map[string]string{"prometheus": "prometheus"}); err != nil {
 		t.Fatal(err)
@@ -52,8 +55,21 @@ func TestFleetShardsSplitTheEstates(t *testing.T) {
 	// The examples' tree, as the shard files name it: the shard files as
 	// they are, the rule pack, and a targets file of many estates.
 	root := t.TempDir()
+
+	// The long-term store's stand-in: a Prometheus that takes remote write
+	// (Thanos Receive and Mimir take the same protocol). The shard files
+	// are copied as they are but for its address.
+	global := startPrometheus(t, filepath.Join(root, "global"), "global: {}\n", "--web.enable-remote-write-receiver")
 	for _, f := range shards {
-		copyFile(t, filepath.Join("..", "examples", f), filepath.Join(root, "examples", f))
+		b, err := os.ReadFile(filepath.Join("..", "examples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const receive = "http://thanos-receive:19291/api/v1/receive"
+		if !strings.Contains(string(b), receive) {
+			t.Fatalf("%s does not remote-write to %s", f, receive)
+		}
+		writeTestFile(t, filepath.Join(root, "examples", f), []byte(strings.ReplaceAll(string(b), receive, global.URL()+"/api/v1/write")))
 	}
 	for _, f := range ruleFiles {
 		copyFile(t, f, filepath.Join(root, "rules", f))
@@ -70,26 +86,7 @@ func TestFleetShardsSplitTheEstates(t *testing.T) {
 
 	var servers []*lab.Process
 	for i, f := range shards {
-		dir := filepath.Join(root, fmt.Sprintf("shard-%d", i))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		ports, err := lab.FreePorts(1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-		cmd := exec.Command("prometheus",
-			"--config.file="+filepath.Join(root, "examples", f),
-			"--storage.tsdb.path="+filepath.Join(dir, "data"),
-			"--web.listen-address="+addr,
-		)
-		p, err := lab.StartProcess(fmt.Sprintf("prometheus shard %d", i), addr, filepath.Join(dir, "prometheus.log"), cmd)
-		if err != nil {
-			t.Fatalf("Prometheus of shard %d could not start: %v", i, err)
-		}
-		t.Cleanup(func() { p.Stop() })
-		servers = append(servers, p)
+		servers = append(servers, startPrometheus(t, filepath.Join(root, fmt.Sprintf("shard-%d", i)), "", "--config.file="+filepath.Join(root, "examples", f)))
 	}
 
 	// Service discovery hands the targets over a few seconds after start.
@@ -143,6 +140,85 @@ func TestFleetShardsSplitTheEstates(t *testing.T) {
 		}
 	}
 	t.Logf("estates per shard: %v", perShard)
+
+	// The global view: every estate's up, remote-written by the one shard
+	// that scrapes it and labelled with that shard's external label.
+	var inGlobal map[string][]string
+	err = lab.Retry(90*time.Second, time.Second, func() error {
+		inGlobal = map[string][]string{}
+		series, err := instantQuery(global.URL(), `count by (estate, shard) (up{job="iap-ha-estates"})`)
+		if err != nil {
+			return err
+		}
+		for _, s := range series {
+			inGlobal[s["estate"]] = append(inGlobal[s["estate"]], s["shard"])
+		}
+		if len(inGlobal) < len(estates) {
+			return fmt.Errorf("%d of %d estates in the global view", len(inGlobal), len(estates))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the global view: %v", err)
+	}
+	for _, e := range estates {
+		if want := []string{strconv.Itoa(shardOf[e][0])}; !slices.Equal(inGlobal[e], want) {
+			t.Errorf("estate %s is in the global view from shards %v, want %v", e, inGlobal[e], want)
+		}
+	}
+}
+
+// startPrometheus starts a Prometheus in dir, with config written as its
+// configuration file unless a --config.file is among args.
+func startPrometheus(t *testing.T, dir, config string, args ...string) *lab.Process {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--config.file=") }) {
+		file := filepath.Join(dir, "prometheus.yml")
+		writeTestFile(t, file, []byte(config))
+		args = append(args, "--config.file="+file)
+	}
+	ports, err := lab.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	args = append(args, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	p, err := lab.StartProcess("prometheus "+filepath.Base(dir), addr, filepath.Join(dir, "prometheus.log"), exec.Command("prometheus", args...))
+	if err != nil {
+		t.Fatalf("Prometheus %s could not start: %v", filepath.Base(dir), err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	return p
+}
+
+// instantQuery returns the label sets of an instant query's result.
+func instantQuery(base, query string) ([]map[string]string, error) {
+	res, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", query, res.Status)
+	}
+	var body struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	var out []map[string]string
+	for _, r := range body.Data.Result {
+		out = append(out, r.Metric)
+	}
+	return out, nil
 }
 
 type target struct {
