@@ -7,7 +7,7 @@
 //   iapHA.prometheusAlerts   // rules/iap_ha.alerts.yml
 //   iapHA.prometheusRules    // rules/iap_ha.rules.yml
 //   iapHA.grafanaDashboards  // dashboards/*.json, by file name
-local defaultExporterSelector = 'job=~"iap_ha.*"';
+local defaultExporterSelector = 'job=~"iap[_-]ha.*"';
 
 {
   _config+:: {

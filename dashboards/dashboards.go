@@ -92,8 +92,8 @@ func numberPanels(d *dashboard.Dashboard) {
 var datasource = common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.ToPtr("${datasource}")}
 
 // newDashboard starts a dashboard with what every one of the set shares:
-// the data source and job variables first, the links to the others, read-only
-// (changes belong in the Go code).
+// the data source and estate variables first, the links to the others,
+// read-only (changes belong in the Go code).
 func newDashboard(uid, title, description string) *dashboard.DashboardBuilder {
 	return dashboard.NewDashboardBuilder(title).
 		Uid(uid).
@@ -113,7 +113,21 @@ func newDashboard(uid, title, description string) *dashboard.DashboardBuilder {
 			KeepTime(true)).
 		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").
 			Label("Data source").
-			Type("prometheus"))
+			Type("prometheus")).
+		WithVariable(estateVariable())
+}
+
+// estateFilter is in every selector of every dashboard: the estates the
+// estate variable picks.
+const estateFilter = `estate=~"$estate"`
+
+// estateVariable picks estates of the multi-target job, which adds the
+// estate label to each estate's series (docs/fleet.md); several or all at
+// once. Where the exporters watch one estate each there is no estate label:
+// the variable offers only All, and estate=~".*" matches the series
+// without it.
+func estateVariable() *dashboard.QueryVariableBuilder {
+	return labelVariable("estate", "Estate", "iap_ha_architecture_info", true)
 }
 
 // labelVariable offers the values of label on the series selector matches,
@@ -132,7 +146,9 @@ func labelVariable(label, title, selector string, multi bool) *dashboard.QueryVa
 	return v
 }
 
-// jobVariable picks the Prometheus job that scrapes one estate's exporter.
-func jobVariable(selector string) *dashboard.QueryVariableBuilder {
-	return labelVariable("job", "Job", selector, false)
+// jobVariable picks the Prometheus job that scrapes one estate's exporter,
+// among those that scrape the estates picked; metric names the series to
+// read it from.
+func jobVariable(metric string) *dashboard.QueryVariableBuilder {
+	return labelVariable("job", "Job", metric+"{"+estateFilter+"}", false)
 }

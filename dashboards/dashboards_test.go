@@ -141,7 +141,7 @@ func TestLintRulesCatchProblems(t *testing.T) {
 		{"no tag", func(d *lintDashboard) { d.Tags = nil }, "dashboard-links-rule"},
 		{"editable", func(d *lintDashboard) { *d.Editable = true }, "uneditable-dashboard-rule"},
 		{"unparsable query", setExpr(`sum(iap_ha_iap_up{job="$job"}`), "target-promql-rule"},
-		{"undefined variable", setExpr(`iap_ha_iap_up{job="$estate"}`), "target-promql-rule"},
+		{"undefined variable", setExpr(`iap_ha_iap_up{job="$tenant"}`), "target-promql-rule"},
 		{"rate over a fixed window", setExpr(`rate(iap_ha_remediation_actions_total{job="$job"}[5m])`), "target-rate-interval-rule"},
 		{"rate over the time range", setExpr(`rate(iap_ha_remediation_actions_total{job="$job"}[$__range])`), "target-rate-interval-rule"},
 		{"changes over a fixed window", setExpr(`changes(iap_ha_mongodb_term{job="$job"}[1h])`), "target-rate-interval-rule"},

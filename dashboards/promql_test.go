@@ -357,8 +357,9 @@ type knownMetrics struct {
 	alerts map[string]bool
 }
 
-// targetLabels are added by Prometheus to every scraped series.
-var targetLabels = []string{"job", "instance"}
+// targetLabels are added by Prometheus to every scraped series (estate by
+// the multi-target job's relabelling, absent with one estate per exporter).
+var targetLabels = []string{"job", "instance", "estate"}
 
 func (k *knownMetrics) addRegistered(name string, labelNames []string) {
 	set := map[string]bool{}

@@ -94,7 +94,7 @@ func TestMixin(t *testing.T) {
 		for _, r := range g.(map[string]any)["rules"].([]any) {
 			rule := r.(map[string]any)
 			expr, _ := rule["expr"].(string)
-			if strings.Contains(expr, `iap_ha.*"`) {
+			if strings.Contains(expr, `ha.*"`) {
 				t.Errorf("%v still selects the default jobs: %s", rule["alert"], expr)
 			}
 			if strings.Contains(expr, selector) {

@@ -123,7 +123,9 @@ func TestTarball(t *testing.T) {
 		}
 	}
 
-	want := []string{name, "LICENSE", "README.md", "CHANGELOG.md", "CONFIGURATION.md", "mixin.libsonnet", "docs/how-it-works.md",
+	want := []string{name, "LICENSE", "README.md", "CHANGELOG.md", "CONFIGURATION.md", "mixin.libsonnet", "docs/how-it-works.md", "docs/fleet.md",
+		"examples/prometheus-estates.yml", "examples/estates/prod-emea.yml", "examples/targets/estates.yml",
+		"examples/fleet/prometheus-shard-0.yml", "examples/fleet/compose.yml",
 		"examples/ha0.yml", "examples/ha3.yml", "examples/ha6.yml", "examples/prometheus.yml",
 		"examples/alertmanager.yml", "examples/remediation.yml",
 		"rules/iap_ha.rules.yml", "rules/iap_ha.alerts.yml", "rules/runbook.md",

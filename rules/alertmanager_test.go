@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +66,8 @@ func firstLine(b []byte) string {
 // examples/alertmanager.yml into a real Alertmanager, posts a site's worth of
 // alerts and reads back which ones it suppresses: a site down silences its
 // members and a member down its own lag and its own single-point warning,
-// never the remediation alert nor anything elsewhere.
+// never the remediation alert nor anything elsewhere; with two estates
+// through one exporter, nothing of the other estate.
 func TestAlertmanagerInhibition(t *testing.T) {
 	b, err := os.ReadFile(alertmanagerConfig)
 	if err != nil {
@@ -109,6 +114,25 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		"IAPLoadBalancerDown/lb1":           false,
 		"IAPSinglePointOfFailure/lb1":       true,
 		"IAPSinglePointOfFailure/lb2":       false,
+		// Two estates through one exporter (the multi-target job): same
+		// job, instance, site and server names, told apart by estate
+		// alone. Each estate's source alert silences its own members and
+		// never the other estate's, nor those of the exporter above that
+		// has no estate label.
+		"IAPSiteDown/emea:dc2":                       false,
+		"IAPServerDown/emea:iap-dc2-1":               true,
+		"IAPServerDown/apac:iap-dc2-1":               false,
+		"IAPServerDown/apac:iap-dc1-1":               false,
+		"IAPDependencyDown/apac:iap-dc1-1":           true,
+		"IAPDependencyDown/emea:iap-dc1-1":           false,
+		"IAPMongoMemberUnhealthy/emea:m1":            false,
+		"IAPMongoReplicationLagHigh/emea:m1":         true,
+		"IAPMongoReplicationLagHigh/apac:m1":         false,
+		"IAPSinglePointOfFailure/emea:m1":            true,
+		"IAPSinglePointOfFailure/apac:m1":            false,
+		"IAPRabbitmqQuorumQueueAtRisk/apac:critical": false,
+		"IAPRabbitmqQuorumQueueAtRisk/apac:warning":  true,
+		"IAPRabbitmqQuorumQueueAtRisk/emea:warning":  false,
 	}
 	alerts := []map[string]string{
 		alert("alertname", "IAPSiteDown", "severity", "critical", "site", "dc2", "key", "dc2"),
@@ -130,6 +154,24 @@ func TestAlertmanagerInhibition(t *testing.T) {
 		alert("alertname", "IAPLoadBalancerDown", "severity", "warning", "balancer", "lb1", "site", "dc1", "key", "lb1"),
 		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "loadbalancer", "member", "lb1", "balancer", "lb1", "site", "dc1", "key", "lb1"),
 		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "component", "loadbalancer", "member", "lb2", "balancer", "lb2", "site", "dc2", "key", "lb2"),
+
+		alert("alertname", "IAPSiteDown", "severity", "critical", "estate", "emea", "site", "dc2", "key", "emea:dc2"),
+		alert("alertname", "IAPServerDown", "severity", "warning", "estate", "emea", "server", "iap-dc2-1", "site", "dc2", "key", "emea:iap-dc2-1"),
+		alert("alertname", "IAPServerDown", "severity", "warning", "estate", "apac", "server", "iap-dc2-1", "site", "dc2", "key", "apac:iap-dc2-1"),
+		alert("alertname", "IAPServerDown", "severity", "warning", "estate", "apac", "server", "iap-dc1-1", "site", "dc1", "key", "apac:iap-dc1-1"),
+		alert("alertname", "IAPDependencyDown", "severity", "warning", "estate", "apac", "server", "iap-dc1-1", "site", "dc1", "service", "mongo", "key", "apac:iap-dc1-1"),
+		alert("alertname", "IAPDependencyDown", "severity", "warning", "estate", "emea", "server", "iap-dc1-1", "site", "dc1", "service", "mongo", "key", "emea:iap-dc1-1"),
+		alert("alertname", "IAPMongoMemberUnhealthy", "severity", "warning", "estate", "emea", "set", "rs0", "member", "m1", "site", "dc1", "key", "emea:m1"),
+		alert("alertname", "IAPMongoReplicationLagHigh", "severity", "warning", "estate", "emea", "set", "rs0", "member", "m1", "site", "dc1", "key", "emea:m1"),
+		alert("alertname", "IAPMongoReplicationLagHigh", "severity", "warning", "estate", "apac", "set", "rs0", "member", "m1", "site", "dc1", "key", "apac:m1"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "estate", "emea", "component", "mongodb", "member", "m1", "site", "dc1", "key", "emea:m1"),
+		alert("alertname", "IAPSinglePointOfFailure", "severity", "warning", "estate", "apac", "component", "mongodb", "member", "m1", "site", "dc1", "key", "apac:m1"),
+		// A critical alert silences the warning of the same name and
+		// object (queues without quorum over queues one loss from it), in
+		// its own estate only.
+		alert("alertname", "IAPRabbitmqQuorumQueueAtRisk", "severity", "critical", "estate", "apac", "cluster", "rabbit", "vhost", "/", "key", "apac:critical"),
+		alert("alertname", "IAPRabbitmqQuorumQueueAtRisk", "severity", "warning", "estate", "apac", "cluster", "rabbit", "vhost", "/", "key", "apac:warning"),
+		alert("alertname", "IAPRabbitmqQuorumQueueAtRisk", "severity", "warning", "estate", "emea", "cluster", "rabbit", "vhost", "/", "key", "emea:warning"),
 	}
 	var posted []map[string]any
 	for _, a := range alerts {
@@ -175,5 +217,130 @@ func TestAlertmanagerInhibition(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("Alertmanager with the example's inhibit rules: %v\nwant %v", err, want)
+	}
+}
+
+// TestAlertmanagerNotifiesOneEstateAtATime runs a real Alertmanager with
+// examples/alertmanager.yml, its receivers pointed at a local webhook, and
+// posts the remediation alert for the same server name and job in two
+// estates (the multi-target job gives every estate the same job and
+// instance). Each notification the remediation receiver gets must carry one
+// estate: the receiver routes a notification by its alerts' estate and
+// refuses one that mixes them.
+func TestAlertmanagerNotifiesOneEstateAtATime(t *testing.T) {
+	b, err := os.ReadFile(alertmanagerConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	type notification struct {
+		receiver string
+		estates  map[string]bool
+	}
+	got := make(chan notification, 100)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Alerts []struct{ Labels map[string]string }
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("webhook %s: %v", r.URL.Path, err)
+		}
+		n := notification{receiver: strings.TrimPrefix(r.URL.Path, "/"), estates: map[string]bool{}}
+		for _, a := range body.Alerts {
+			n.estates[a.Labels["estate"]] = true
+		}
+		got <- n
+	}))
+	t.Cleanup(hook.Close)
+
+	// Every receiver's webhooks go to the local one, at /<receiver>.
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range cfg["receivers"].([]any) {
+		receiver := r.(map[string]any)
+		for _, w := range receiver["webhook_configs"].([]any) {
+			webhook := w.(map[string]any)
+			webhook["url"] = hook.URL + "/" + receiver["name"].(string)
+			if hc, ok := webhook["http_config"].(map[string]any); ok {
+				hc["authorization"].(map[string]any)["credentials_file"] = token
+			}
+		}
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.EnsurePackages(map[string]string{"prometheus-alertmanager": "prometheus-alertmanager"}); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := lab.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	am, err := lab.StartProcess("alertmanager", addr, filepath.Join(dir, "alertmanager.log"), exec.Command("prometheus-alertmanager",
+		"--config.file="+file,
+		"--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr,
+		"--cluster.listen-address=",
+	))
+	if err != nil {
+		t.Fatalf("Alertmanager could not start with the example's configuration: %v", err)
+	}
+	t.Cleanup(func() { am.Stop() })
+
+	var posted []map[string]any
+	for _, estate := range []string{"emea", "apac"} {
+		posted = append(posted, map[string]any{"labels": map[string]string{
+			"alertname": "IAPActiveServerDownStandbyAvailable", "severity": "critical", "remediate": "promote-standby",
+			"job": "iap-ha-estates", "instance": "exporter:9894", "estate": estate, "server": "iap-1", "site": "dc1",
+		}})
+	}
+	body, _ := json.Marshal(posted)
+	err = lab.Retry(30*time.Second, 200*time.Millisecond, func() error {
+		res, err := http.Post(am.URL()+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("posting alerts: %s", res.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The remediation route waits 0 s: both estates' notifications, to each
+	// of its two webhooks, come at once.
+	seen := map[string]int{}
+	deadline := time.After(60 * time.Second)
+	for seen["emea"] < 2 || seen["apac"] < 2 {
+		select {
+		case n := <-got:
+			if n.receiver != "remediation" {
+				continue
+			}
+			if len(n.estates) != 1 {
+				t.Fatalf("one notification to the remediation receiver carries estates %v, want one", n.estates)
+			}
+			for e := range n.estates {
+				seen[e]++
+			}
+		case <-deadline:
+			t.Fatalf("notifications to the remediation receiver per estate: %v, want 2 each (dc1's and dc2's webhook)", seen)
+		}
 	}
 }

@@ -188,3 +188,58 @@ func TestAlertsFollowCatalogue(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesKeepEstatesApart checks that every rule keeps the estate label
+// that the multi-target job (examples/prometheus-estates.yml) adds to each
+// estate's series, which share job and instance there: an aggregation by
+// named labels or a join on named labels without estate would merge
+// estates, or match one estate's series with another's. Without the label
+// (one estate per exporter) `estate` matches the empty value on both sides,
+// so the rules are the same as before.
+func TestRulesKeepEstatesApart(t *testing.T) {
+	p := parser.NewParser(parser.Options{})
+	checked := 0
+	for _, f := range ruleFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rf ruleFile
+		if err := yaml.Unmarshal(b, &rf); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				expr, err := p.ParseExpr(r.Expr)
+				if err != nil {
+					t.Errorf("%s: %v", r.Record+r.Alert, err)
+					continue
+				}
+				parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+					switch n := node.(type) {
+					case *parser.AggregateExpr:
+						if n.Without && slices.Contains(n.Grouping, "estate") {
+							t.Errorf("%s: %s drops the estate", r.Record+r.Alert, n)
+						}
+						if !n.Without && !slices.Contains(n.Grouping, "estate") {
+							t.Errorf("%s: %s merges the estates (by without estate)", r.Record+r.Alert, n)
+						}
+						checked++
+					case *parser.BinaryExpr:
+						if m := n.VectorMatching; m != nil && m.On && !slices.Contains(m.MatchingLabels, "estate") {
+							t.Errorf("%s: %s matches one estate's series with another's (on without estate)", r.Record+r.Alert, n)
+						}
+						if m := n.VectorMatching; m != nil && !m.On && slices.Contains(m.MatchingLabels, "estate") {
+							t.Errorf("%s: %s ignores the estate", r.Record+r.Alert, n)
+						}
+						checked++
+					}
+					return nil
+				})
+			}
+		}
+	}
+	if checked < 30 {
+		t.Fatalf("only %d aggregations and joins checked", checked)
+	}
+}

@@ -180,7 +180,7 @@ func TestChartPrometheusRuleIsTheRuleFiles(t *testing.T) {
 }
 
 // The ServiceMonitor names the job as the rules expect (IAPHAExporterDown
-// watches job=~"iap_ha.*"), scrapes the telemetry path, and the rest of the
+// watches job=~"iap[_-]ha.*"), scrapes the telemetry path, and the rest of the
 // release fits together.
 func TestChartTemplate(t *testing.T) {
 	docs := render(t, "telemetryPath: /iap/metrics\nserviceMonitor: {job: iap_ha_dc1}\nsecrets: {existingSecret: iap-ha-secrets}\n")
@@ -306,5 +306,113 @@ func TestChartDashboardsAreTheCommittedOnes(t *testing.T) {
 		if got, _ := data[filepath.Base(f)].(string); strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
 			t.Errorf("%s differs in the ConfigMap", filepath.Base(f))
 		}
+	}
+}
+
+const estatesValues = `
+secrets: {existingSecret: iap-ha-secrets}
+estates:
+  prod-emea:
+    architecture: HA-0
+    sites: [{name: emea, role: active}]
+    iap:
+      auth: {username: monitor@itential, password_file: /etc/iap_ha_exporter/secrets/iap-password}
+      servers: [{name: iap-1, url: "http://iap-1.emea:3000"}]
+  staging-apac:
+    architecture: HA-0
+    sites: [{name: apac, role: active}]
+    iap:
+      servers: [{name: iap-1, url: "http://iap-1.apac:3000"}]
+`
+
+// With estates: the exporter reads one file per estate from a directory
+// (--config.estates), each rendered from its values and passing
+// --config.check; the ServiceMonitor probes each estate at
+// /probe?estate=NAME with the estate label, and still scrapes the
+// exporter's own metrics; remediation is refused.
+func TestChartEstates(t *testing.T) {
+	if out, err := helm(t, "lint", "--strict", chart, "-f", values(t, estatesValues)); err != nil || !strings.Contains(out, "0 chart(s) failed") {
+		t.Errorf("helm lint: %v\n%s", err, out)
+	}
+	docs := render(t, estatesValues)
+	container := dig(docs["Deployment"], "spec", "template", "spec", "containers").([]any)[0]
+	args := fmt.Sprint(dig(container, "args"))
+	if !strings.Contains(args, "--config.estates=/etc/iap_ha_exporter/estates") || strings.Contains(args, "--config.file") {
+		t.Errorf("the container's args %s: want --config.estates and no --config.file", args)
+	}
+	var items []any
+	for _, v := range dig(docs["Deployment"], "spec", "template", "spec", "volumes").([]any) {
+		if dig(v, "name") == "estates" {
+			items, _ = dig(v, "configMap", "items").([]any)
+		}
+	}
+	if mounts := fmt.Sprint(dig(container, "volumeMounts")); !strings.Contains(mounts, "/etc/iap_ha_exporter/estates") {
+		t.Errorf("the estates are not mounted: %s", mounts)
+	}
+
+	bin := filepath.Join(t.TempDir(), "iap_ha_exporter")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/iap_ha_exporter").CombinedOutput(); err != nil {
+		t.Fatalf("building the exporter: %v\n%s", err, out)
+	}
+	data := dig(docs["ConfigMap"], "data").(map[string]any)
+	var files []string
+	for _, it := range items {
+		key, path := dig(it, "key").(string), dig(it, "path").(string)
+		files = append(files, path)
+		text, ok := data[key].(string)
+		if !ok {
+			t.Errorf("the estates volume names key %s, which the ConfigMap lacks", key)
+			continue
+		}
+		// The secret file the configuration names is the pod's; here a
+		// stand-in at the same name.
+		text = strings.ReplaceAll(text, "/etc/iap_ha_exporter/secrets/", "secrets/")
+		dir := t.TempDir()
+		if err := os.Mkdir(filepath.Join(dir, "secrets"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "secrets", "iap-password"), []byte("secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(dir, path)
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, "--config.check", "--config.file", file).CombinedOutput(); err != nil {
+			t.Errorf("--config.check on the chart's estate %s: %v\n%s", path, err, out)
+		}
+	}
+	if want := []string{"prod-emea.yml", "staging-apac.yml"}; !reflect.DeepEqual(files, want) {
+		t.Errorf("estate files %v, want %v", files, want)
+	}
+
+	endpoints := dig(docs["ServiceMonitor"], "spec", "endpoints").([]any)
+	var probed []string
+	for _, e := range endpoints {
+		if dig(e, "path") != "/probe" {
+			if dig(e, "path") != "/metrics" {
+				t.Errorf("an endpoint of path %v", dig(e, "path"))
+			}
+			continue
+		}
+		estates, _ := dig(e, "params", "estate").([]any)
+		relabel, _ := dig(e, "relabelings").([]any)
+		if len(estates) != 1 || len(relabel) == 0 || dig(relabel[0], "targetLabel") != "estate" || dig(relabel[0], "replacement") != estates[0] {
+			t.Errorf("endpoint %v: want params estate=[NAME] and a relabeling setting estate to NAME", e)
+			continue
+		}
+		probed = append(probed, estates[0].(string))
+	}
+	if want := []string{"prod-emea", "staging-apac"}; !reflect.DeepEqual(probed, want) || len(endpoints) != 3 {
+		t.Errorf("the ServiceMonitor probes %v in %d endpoints, want %v and the exporter's /metrics", probed, len(endpoints), want)
+	}
+
+	if _, err := helm(t, "template", "site1", chart, "-f", values(t, estatesValues+remediationValues)); err == nil ||
+		!strings.Contains(err.Error(), "remediation.enabled with estates") {
+		t.Errorf("estates with remediation rendered: %v", err)
+	}
+	if _, err := helm(t, "template", "site1", chart, "-f", values(t, "estates: {'bad name': {architecture: HA-0}}\n")); err == nil ||
+		!strings.Contains(err.Error(), "no estate name") {
+		t.Errorf("an estate named %q rendered: %v", "bad name", err)
 	}
 }
