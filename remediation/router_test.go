@@ -442,3 +442,55 @@ func waitDryRun(t *testing.T, rt *router, name string) bool {
 	})
 	return err == nil
 }
+
+// Rule: a reload removing an estate while its notifications arrive closes
+// its receiver after the requests handed to it: each is recorded (202) or
+// refused as a resend can fix (404 once removed, 503 while it closes),
+// never lost after a 202 nor answered 500.
+func TestRouterRemovesAnEstateUnderLoad(t *testing.T) {
+	gone := routedEstate(t, "gone", redisGroup(t), remediationYAML(t, "dc1", ""))
+	rt := startRouter(t, gone)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		accepted int
+		bad      []string
+	)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 25 {
+				body := notification(t, [2]string{"gone", "iap-dc1-" + string(rune('a'+i)) + string(rune('a'+j))})
+				code, answer := rt.send(t, body, testToken)
+				mu.Lock()
+				switch code {
+				case http.StatusAccepted:
+					accepted++
+				case http.StatusNotFound, http.StatusServiceUnavailable:
+				default:
+					bad = append(bad, answer)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if problems := rt.Reload(nil); len(problems) != 0 {
+		t.Fatal(problems)
+	}
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Errorf("answers other than 202, 404, 503: %q", bad)
+	}
+	n := 0
+	for _, r := range records(t, gone.journal) {
+		if r.Kind == kindNotification {
+			n++
+		}
+	}
+	t.Logf("%d of 200 accepted before the estate was removed", accepted)
+	if n != accepted {
+		t.Errorf("%d notifications answered 202, %d in the journal", accepted, n)
+	}
+}
