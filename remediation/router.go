@@ -112,17 +112,19 @@ func NewRouter(estates []Estate, opts RouterOptions) (*Router, error) {
 	rt := &Router{opts: opts, metrics: map[string]*Metrics{}}
 	rt.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace.Namespace, Subsystem: "remediation", Name: "skipped_total",
-		Help: "Notifications the remediation router acted on for no estate, by reason: estate_not_remediated is an estate without a remediation file.",
+		Help: "Alerts the receiver did not act on, by the reason it gave.",
 	}, []string{"reason"})
 	rt.skipped.WithLabelValues(reasonEstateNotRemediated)
 
 	var errs []error
 	loaded := map[string]*route{}
+	seen := map[string]bool{}
 	for _, e := range sortedEstates(estates) {
-		if _, dup := loaded[e.Name]; dup {
+		if seen[e.Name] {
 			errs = append(errs, fmt.Errorf("estate %s: listed twice", e.Name))
 			continue
 		}
+		seen[e.Name] = true
 		r, err := rt.load(e)
 		if err != nil {
 			errs = append(errs, err)
@@ -157,6 +159,30 @@ func NewRouter(estates []Estate, opts RouterOptions) (*Router, error) {
 	}
 	rt.table.Store(newRouteTable(loaded))
 	return rt, nil
+}
+
+// CheckEstates reads every estate's remediation file as NewRouter would,
+// starting nothing, for --config.check: every problem, each naming its
+// estate.
+func CheckEstates(estates []Estate, opts RouterOptions) []error {
+	rt := &Router{opts: opts}
+	var errs []error
+	var claims []claim
+	for _, e := range sortedEstates(estates) {
+		r, err := rt.load(e)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if r.cfg != nil {
+			claims = append(claims, claim{e.Name, r.cfg, e.Config})
+		}
+	}
+	refused := apart(claims)
+	for _, name := range slices.Sorted(maps.Keys(refused)) {
+		errs = append(errs, refused[name])
+	}
+	return errs
 }
 
 func sortedEstates(estates []Estate) []Estate {
@@ -198,6 +224,9 @@ func (rt *Router) start(r *route) error {
 		return fmt.Errorf("estate %s: %w", e.Name, err)
 	}
 	r.rcv = rcv
+	if by, err := Authenticator(r.cfg, rt.opts.WebConfigFile); rt.opts.InsecureWebhook && (err != nil || by == "") {
+		logger.Warn("THE REMEDIATION WEBHOOK ACCEPTS UNAUTHENTICATED NOTIFICATIONS FOR THIS ESTATE: anyone who reaches it can have one of its IAP servers promoted")
+	}
 	logger.Info("remediation receiver started", "dry_run", *r.cfg.DryRun, "site", r.cfg.Site, "journal_file", r.cfg.JournalFile)
 	return nil
 }
@@ -513,7 +542,8 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, fmt.Sprintf("the remediation file of estate %q did not load at the last reload; resend once it is repaired", name), http.StatusServiceUnavailable)
 		return
 	case r.rcv == nil:
-		rt.skipped.WithLabelValues(reasonEstateNotRemediated).Inc()
+		// Counted by alert, as a receiver counts what it skips.
+		rt.skipped.WithLabelValues(reasonEstateNotRemediated).Add(float64(len(hook.Alerts)))
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "estate %q is not remediated: it has no remediation file; nothing was done\n", name)
 		return
