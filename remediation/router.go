@@ -212,7 +212,7 @@ func (rt *Router) start(r *route) error {
 	e := r.estate
 	logger := rt.opts.Logger.With("estate", e.Name)
 	rcv, err := New(Options{
-		Config: r.cfg, ExporterConfig: e.Config, Scrape: e.Scrape, Logger: logger, Metrics: rt.Metrics(e.Name),
+		Config: r.cfg, ExporterConfig: e.Config, Scrape: e.Scrape, Logger: logger, Metrics: rt.metricsOf(e.Name),
 		WebConfigFile: rt.opts.WebConfigFile, InsecureWebhook: rt.opts.InsecureWebhook,
 	})
 	if err == nil {
@@ -445,10 +445,32 @@ func (rt *Router) Close() error {
 	return errors.Join(errs...)
 }
 
-// Metrics are the receiver metrics of estate name, to be served with the
-// estate's own metrics (/probe?estate=NAME); the same for the router's
-// life, whichever receiver the estate has.
-func (rt *Router) Metrics(name string) *Metrics {
+// Collector is the receiver metrics of estate name, to be served with the
+// estate's own metrics (/probe?estate=NAME): nothing while the estate has
+// no receiver, the same series across reloads while it has one. Register
+// it once per estate registry; it follows the reloads itself.
+func (rt *Router) Collector(name string) prometheus.Collector {
+	return estateCollector{rt, name}
+}
+
+// estateCollector is unchecked (it describes nothing): an estate gains and
+// loses its receiver at reloads.
+type estateCollector struct {
+	rt   *Router
+	name string
+}
+
+func (c estateCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c estateCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.rt.Remediated(c.name) {
+		c.rt.metricsOf(c.name).Collect(ch)
+	}
+}
+
+// metricsOf are the receiver metrics of estate name, kept for the
+// router's life: a receiver the estate gains again counts on.
+func (rt *Router) metricsOf(name string) *Metrics {
 	rt.metricsMu.Lock()
 	defer rt.metricsMu.Unlock()
 	m, ok := rt.metrics[name]

@@ -218,10 +218,10 @@ func TestRouterActsInTheNotifiedEstateOnly(t *testing.T) {
 	if n := fencingTokens(t, b.redis); n != 0 {
 		t.Errorf("leases taken in b's Redis: %d, want 0", n)
 	}
-	if n := testutil.ToFloat64(rt.Metrics("a").actions.WithLabelValues(actionPromote, ResultSuccess)); n != 1 {
+	if n := testutil.ToFloat64(rt.metricsOf("a").actions.WithLabelValues(actionPromote, ResultSuccess)); n != 1 {
 		t.Errorf("estate a's promotions on its metrics: %v, want 1", n)
 	}
-	if n := testutil.ToFloat64(rt.Metrics("b").actions.WithLabelValues(actionPromote, ResultSuccess)); n != 0 {
+	if n := testutil.ToFloat64(rt.metricsOf("b").actions.WithLabelValues(actionPromote, ResultSuccess)); n != 0 {
 		t.Errorf("estate b's promotions on its metrics: %v, want 0", n)
 	}
 }
@@ -492,5 +492,22 @@ func TestRouterRemovesAnEstateUnderLoad(t *testing.T) {
 	t.Logf("%d of 200 accepted before the estate was removed", accepted)
 	if n != accepted {
 		t.Errorf("%d notifications answered 202, %d in the journal", accepted, n)
+	}
+}
+
+// Rule: in single-estate mode the receiver serves alone and ignores an
+// estate label: alerts naming any estate, or two, are recorded and decided
+// as today.
+func TestSingleEstateIgnoresTheEstateLabel(t *testing.T) {
+	e := startEstate(t)
+	cfg := e.config(t, nil)
+	r := e.startReceiver(t, remediationYAML(t, "dc1", ""), cfg, cfg)
+	e.down(t, "iap-dc1-1")
+	if code := r.post(t, notification(t, [2]string{"prod-emea", "iap-dc1-1"}, [2]string{"staging", "iap-dc1-2"})); code != http.StatusAccepted {
+		t.Fatalf("a notification naming two estates: %d, want 202", code)
+	}
+	got := outcomes(r.settle(t))
+	if !strings.Contains(strings.Join(got, "\n"), "fp-prod-emea-iap-dc1-1: success iap-dc1-1 → iap-dc1-3") {
+		t.Errorf("outcomes %v, want iap-dc1-1 promoted", got)
 	}
 }

@@ -347,9 +347,9 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 // serveEstates starts the remediation of a multi-estate exporter: a
 // router with one receiver per estate that has a remediation file, on the
 // one webhook path. Its own counters go to registry, the exporter's
-// (/metrics); each estate's receiver metrics are router.Metrics(name), for
-// the estate's registry (/probe?estate=NAME). A reload of the estates
-// calls router.Reload with them. Every estate's Scrape must follow the
+// (/metrics); each estate's receiver metrics are router.Collector(name),
+// registered once in the estate's registry (/probe?estate=NAME). A reload
+// of the estates calls router.Reload with them. Every estate's Scrape must follow the
 // estate's current instance (see remediation.Estate). The returned func
 // stops it.
 func (f *remediationFlags) serveEstates(estates []remediation.Estate, mux *http.ServeMux, toolkit *web.FlagConfig, lo listenOptions, registry prometheus.Registerer, logger *slog.Logger) (*remediation.Router, func(), error) {

@@ -145,9 +145,13 @@ iap_ha_remediation_skipped_total{reason="estate_not_remediated"} 2
 `), "iap_ha_remediation_skipped_total"); err != nil {
 		t.Error(err)
 	}
-	for _, estate := range []string{"a", "b"} {
-		if err := prometheus.NewRegistry().Register(rt.Metrics(estate)); err != nil {
-			t.Errorf("estate %s's receiver metrics in a registry of their own: %v", estate, err)
+	for estate, want := range map[string]int{"a": 8, "b": 8, "c": 0} {
+		reg := prometheus.NewRegistry()
+		if err := reg.Register(rt.Collector(estate)); err != nil {
+			t.Fatalf("estate %s's receiver metrics in a registry of their own: %v", estate, err)
+		}
+		if n, err := testutil.GatherAndCount(reg); err != nil || (n == 0) != (want == 0) {
+			t.Errorf("estate %s's registry: %d series (%v), want them %s", estate, n, err, map[bool]string{true: "absent", false: "present"}[want == 0])
 		}
 	}
 
