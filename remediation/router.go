@@ -73,6 +73,13 @@ type Router struct {
 	metrics   map[string]*Metrics
 
 	skipped *prometheus.CounterVec
+
+	// closing are the receivers of removed estates still finishing (an
+	// action under way), by estate: a reload does not wait for them, a
+	// receiver the estate gains again does (their journal's lock), and
+	// so does Close (their leases).
+	closing   map[string]chan struct{}
+	closingWG sync.WaitGroup
 }
 
 // routeTable is the estates as of one load or reload; it is never changed.
@@ -109,7 +116,7 @@ func NewRouter(estates []Estate, opts RouterOptions) (*Router, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	rt := &Router{opts: opts, metrics: map[string]*Metrics{}}
+	rt := &Router{opts: opts, metrics: map[string]*Metrics{}, closing: map[string]chan struct{}{}}
 	rt.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace.Namespace, Subsystem: "remediation", Name: "skipped_total",
 		Help: "Alerts the receiver did not act on, by the reason it gave.",
@@ -207,9 +214,14 @@ func (rt *Router) load(e Estate) (*route, error) {
 	return r, nil
 }
 
-// start builds and starts the receiver of r.
+// start builds and starts the receiver of r, once the estate's previous
+// receiver, if one is still closing, has closed.
 func (rt *Router) start(r *route) error {
 	e := r.estate
+	if done := rt.closing[e.Name]; done != nil {
+		<-done
+		delete(rt.closing, e.Name)
+	}
 	logger := rt.opts.Logger.With("estate", e.Name)
 	rcv, err := New(Options{
 		Config: r.cfg, ExporterConfig: e.Config, Scrape: e.Scrape, Logger: logger, Metrics: rt.metricsOf(e.Name),
@@ -325,7 +337,8 @@ func newRouteTable(estates map[string]*route) *routeTable {
 // unchanged keeps its receiver as it is; a changed one keeps its receiver
 // and journal and takes the new settings (Receiver.Prepare: journal_file
 // cannot change); a new one starts; a removed one, or one whose file is
-// gone, closes, returning its lease. An estate whose file is broken keeps
+// gone, closes in the background after the action it may be running,
+// returning its lease (the reload does not wait for it). An estate whose file is broken keeps
 // its old receiver, or has none yet. The problems are returned by estate.
 func (rt *Router) Reload(estates []Estate) map[string]error {
 	rt.reloadMu.Lock()
@@ -417,15 +430,28 @@ func (rt *Router) Reload(estates []Estate) map[string]error {
 		if next[name] == prev || prev.rcv == nil {
 			continue
 		}
-		if err := prev.close(); err != nil {
-			rt.opts.Logger.Warn("remediation: closing the receiver of an estate no longer remediated", "estate", name, "err", err)
-		}
-		rt.opts.Logger.Info("remediation receiver stopped", "estate", name)
+		rt.closeLater(name, prev)
 	}
 	for name, err := range problems {
 		rt.opts.Logger.Error("remediation: estate not reloaded", "estate", name, "err", err)
 	}
 	return problems
+}
+
+// closeLater closes the receiver of a removed estate without holding the
+// reload (and the other estates) until the action it may be running ends.
+func (rt *Router) closeLater(name string, r *route) {
+	done := make(chan struct{})
+	rt.closing[name] = done
+	rt.closingWG.Add(1)
+	go func() {
+		defer rt.closingWG.Done()
+		defer close(done)
+		if err := r.close(); err != nil {
+			rt.opts.Logger.Warn("remediation: closing the receiver of an estate no longer remediated", "estate", name, "err", err)
+		}
+		rt.opts.Logger.Info("remediation receiver stopped", "estate", name)
+	}()
 }
 
 // Close stops every receiver, returning their leases.
@@ -442,6 +468,7 @@ func (rt *Router) Close() error {
 			errs = append(errs, fmt.Errorf("estate %s: %w", name, err))
 		}
 	}
+	rt.closingWG.Wait()
 	return errors.Join(errs...)
 }
 
