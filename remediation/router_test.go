@@ -56,7 +56,7 @@ type routed struct {
 
 // routedEstate starts an estate named name on redis; yaml, when not empty,
 // is its remediation file (written beside its secrets).
-func routedEstate(t *testing.T, name string, redis *lab.SentinelGroup, yaml string) *routed {
+func routedEstate(t testing.TB, name string, redis *lab.SentinelGroup, yaml string) *routed {
 	t.Helper()
 	e := startEstate(t)
 	r := &routed{estate: e, name: name, cfg: e.configOn(t, nil, redis), redis: redis}
@@ -72,7 +72,7 @@ func routedEstate(t *testing.T, name string, redis *lab.SentinelGroup, yaml stri
 	return r
 }
 
-func (r *routed) asEstate(t *testing.T) Estate {
+func (r *routed) asEstate(t testing.TB) Estate {
 	return Estate{Name: r.name, File: r.file, Config: r.cfg, Scrape: scraper(t, r.cfg)}
 }
 
@@ -82,7 +82,7 @@ type router struct {
 	url string
 }
 
-func startRouter(t *testing.T, estates ...*routed) *router {
+func startRouter(t testing.TB, estates ...*routed) *router {
 	t.Helper()
 	var list []Estate
 	for _, e := range estates {
