@@ -517,3 +517,35 @@ func TestSingleEstateIgnoresTheEstateLabel(t *testing.T) {
 		t.Errorf("outcomes %v, want iap-dc1-1 promoted", got)
 	}
 }
+
+// Rule: an estate added by a reload with a remediation file that does not
+// load is not taken for an estate left unremediated: its alerts are 503,
+// for Alertmanager to resend once the file is repaired and reloaded. An
+// estate removed and added back at once gets a receiver on its journal
+// again (the new one waits for the old one's close).
+func TestRouterReloadBrokenNewcomerAndComeback(t *testing.T) {
+	back := routedEstate(t, "back", redisGroup(t), remediationYAML(t, "dc1", ""))
+	late := routedEstate(t, "late", otherRedisGroup(t), remediationYAML(t, "dc1", ""))
+	rt := startRouter(t, back)
+	good, _ := os.ReadFile(late.file)
+	writeTestFile(t, late.file, "site: nowhere\n")
+
+	if problems := rt.Reload([]Estate{late.asEstate(t)}); problems["late"] == nil {
+		t.Errorf("the broken newcomer reloaded without a problem: %v", problems)
+	}
+	if problems := rt.Reload([]Estate{back.asEstate(t), late.asEstate(t)}); problems["back"] != nil || problems["late"] == nil {
+		t.Errorf("back at once, the newcomer still broken: %v", problems)
+	}
+	if code, body := rt.send(t, notification(t, [2]string{"late", "iap-dc1-1"}), testToken); code != http.StatusServiceUnavailable {
+		t.Errorf("an alert of the broken newcomer: %d %s, want 503", code, body)
+	}
+	writeTestFile(t, late.file, string(good))
+	if problems := rt.Reload([]Estate{back.asEstate(t), late.asEstate(t)}); len(problems) != 0 {
+		t.Fatalf("back and the repaired newcomer: %v", problems)
+	}
+	for _, name := range []string{"back", "late"} {
+		if code, body := rt.send(t, notification(t, [2]string{name, "iap-dc1-2"}), testToken); code != http.StatusAccepted {
+			t.Errorf("estate %s once added back or repaired: %d %s", name, code, body)
+		}
+	}
+}
