@@ -226,7 +226,7 @@ func TestWebConfigLosingItsUsersClosesTheWebhook(t *testing.T) {
 	}
 }
 
-func writeTestFile(t *testing.T, path, content string) {
+func writeTestFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)

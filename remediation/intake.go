@@ -44,6 +44,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	r.accept(w, req, body, hook)
+}
+
+// accept records a notification read and decoded, admitted by the
+// receiver's settings, and wakes the worker: 202 once it is on disk.
+func (r *Receiver) accept(w http.ResponseWriter, req *http.Request, body []byte, hook *Webhook) {
 	if err := r.journal.appendNotification(req.Context(), newID(), body, hook); err != nil {
 		r.logger.Error("remediation: notification not recorded; Alertmanager will resend it", "err", err)
 		http.Error(w, "notification not recorded", http.StatusInternalServerError)

@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 	if redisLab != nil {
 		redisLab.Stop()
 	}
+	if otherRedisLab != nil {
+		otherRedisLab.Stop()
+	}
 	os.Exit(code)
 }
 
@@ -90,6 +93,12 @@ func startEstate(t testing.TB) *estate {
 // URL of a server, as the receiver's own network may see it.
 func (e *estate) config(t testing.TB, urls map[string]string) *config.Config {
 	t.Helper()
+	return e.configOn(t, urls, redisGroup(t))
+}
+
+// configOn is config with redis as dc1's Redis.
+func (e *estate) configOn(t testing.TB, urls map[string]string, redis *lab.SentinelGroup) *config.Config {
+	t.Helper()
 	var b strings.Builder
 	b.WriteString("sites: [{name: dc1, role: active}, {name: dc2, role: standby}]\n")
 	// Generous timeouts: a busy test machine must not make a healthy standby look down.
@@ -106,7 +115,7 @@ func (e *estate) config(t testing.TB, urls map[string]string) *config.Config {
 		fmt.Fprintf(&b, "    - {name: %s, url: %q, site: %s, role: %s, cluster: prod}\n", s.Name(), url, site, role)
 	}
 	b.WriteString("redis:\n  - name: dc1\n    site: dc1\n    sentinels:\n")
-	for _, a := range redisGroup(t).SentinelAddrs() {
+	for _, a := range redis.SentinelAddrs() {
 		fmt.Fprintf(&b, "      - address: %s\n", a)
 	}
 	cfg, err := config.Parse([]byte(b.String()), e.dir)

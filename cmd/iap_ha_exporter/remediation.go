@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/iapha/iap_ha_exporter/exporter"
@@ -37,6 +39,20 @@ type remediationFlags struct {
 	// promoteDryRunSet: --dry-run or --no-dry-run was given; without
 	// either, promote follows the remediation file's dry_run.
 	promoteDryRunSet bool
+
+	// estate is --estate of the commands: the estate whose journal and
+	// lease they act on, in multi-estate mode.
+	estate string
+	// estates lists the estates of --config.estates, each with its files;
+	// nil in single-estate mode. main sets it (internal/config's estates).
+	estates func() ([]estateFiles, error)
+}
+
+// estateFiles is one estate of --config.estates as the remediation
+// commands need it: its configuration file and its remediation file ("":
+// none, the estate is never acted on).
+type estateFiles struct {
+	Name, ConfigFile, RemediationFile string
 }
 
 func addRemediationFlags(app *kingpin.Application) *remediationFlags {
@@ -62,7 +78,48 @@ func addRemediationFlags(app *kingpin.Application) *remediationFlags {
 	f.promoteTo = f.promote.Flag("to", "The standby to promote (default: the one the receiver would choose).").String()
 	f.promoteDryRun = f.promote.Flag("dry-run", "Check every gate and print the plan; change nothing. --no-dry-run acts even where the remediation file says dry_run: true. Default: the file's dry_run.").
 		IsSetByUser(&f.promoteDryRunSet).Bool()
+	for _, c := range []*kingpin.CmdClause{f.ack, f.pause, f.resume, f.promote} {
+		c.Flag("estate", "With --config.estates: the estate whose journal and lease the command acts on (required there).").StringVar(&f.estate)
+	}
 	return f
+}
+
+// forEstate is what a command acts on: opts and the remediation file as
+// given in single-estate mode; with --config.estates, the configuration
+// and remediation files of the estate --estate names.
+func (f *remediationFlags) forEstate(opts exporter.Options) (exporter.Options, string, error) {
+	if f.estates == nil {
+		if f.estate != "" {
+			return opts, "", errors.New("--estate names an estate of --config.estates; without it there is one estate")
+		}
+		if *f.configFile == "" {
+			return opts, "", errors.New("--remediation.config.file is required")
+		}
+		return opts, *f.configFile, nil
+	}
+	if *f.configFile != "" {
+		return opts, "", errors.New("--remediation.config.file is for one estate: with --config.estates each estate's remediation file is listed with it")
+	}
+	estates, err := f.estates()
+	if err != nil {
+		return opts, "", err
+	}
+	var names []string
+	for _, e := range estates {
+		names = append(names, e.Name)
+		if e.Name != f.estate || f.estate == "" {
+			continue
+		}
+		if e.RemediationFile == "" {
+			return opts, "", fmt.Errorf("estate %s has no remediation file: none of its alerts is acted on, and it has no journal or lease", e.Name)
+		}
+		opts.ConfigFile = e.ConfigFile
+		return opts, e.RemediationFile, nil
+	}
+	if f.estate == "" {
+		return opts, "", fmt.Errorf("--estate is required with --config.estates: one of %s", strings.Join(names, ", "))
+	}
+	return opts, "", fmt.Errorf("--estate %s: no such estate in --config.estates (%s)", f.estate, strings.Join(names, ", "))
 }
 
 // run handles the remediation commands; handled is false for any other.
@@ -79,7 +136,7 @@ func (f *remediationFlags) run(command string, opts exporter.Options, stdout, st
 }
 
 func (f *remediationFlags) runAck(opts exporter.Options, stdout, stderr *os.File) int {
-	exp, cfg, err := f.load(opts)
+	exp, cfg, _, err := f.load(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
 		return 1
@@ -101,7 +158,7 @@ func (f *remediationFlags) runAck(opts exporter.Options, stdout, stderr *os.File
 
 // runPause sets or removes the estate-wide pause in the lease's Redis.
 func (f *remediationFlags) runPause(pause bool, opts exporter.Options, stdout, stderr *os.File) int {
-	exp, cfg, err := f.load(opts)
+	exp, cfg, _, err := f.load(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
 		return 1
@@ -144,7 +201,7 @@ func whoever(by string) string {
 }
 
 func (f *remediationFlags) runPromote(opts exporter.Options, stdout, stderr *os.File) int {
-	exp, cfg, err := f.load(opts)
+	exp, cfg, file, err := f.load(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "iap_ha_exporter: %v\n", err)
 		return 1
@@ -167,7 +224,7 @@ func (f *remediationFlags) runPromote(opts exporter.Options, stdout, stderr *os.
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", outcome, detail)
 	if dryRun && !f.promoteDryRunSet {
-		fmt.Fprintf(stdout, "nothing was done: %s says dry_run: true; --no-dry-run acts\n", *f.configFile)
+		fmt.Fprintf(stdout, "nothing was done: %s says dry_run: true; --no-dry-run acts\n", file)
 	}
 	if outcome != remediation.OutcomePromoted && !(dryRun && outcome == remediation.OutcomeDryRun) {
 		return 1
@@ -175,22 +232,24 @@ func (f *remediationFlags) runPromote(opts exporter.Options, stdout, stderr *os.
 	return 0
 }
 
-// load builds the exporter (its configuration and probes) and reads the
-// remediation file against that configuration.
-func (f *remediationFlags) load(opts exporter.Options) (*exporter.Exporter, *remediation.Config, error) {
-	if *f.configFile == "" {
-		return nil, nil, errors.New("--remediation.config.file is required")
+// load builds the exporter (its configuration and probes) of the estate
+// the command acts on and reads its remediation file against that
+// configuration.
+func (f *remediationFlags) load(opts exporter.Options) (_ *exporter.Exporter, _ *remediation.Config, file string, err error) {
+	opts, file, err = f.forEstate(opts)
+	if err != nil {
+		return nil, nil, "", err
 	}
 	exp, err := exporter.New(opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	cfg, err := remediation.Load(*f.configFile, exp.Config())
+	cfg, err := remediation.Load(file, exp.Config())
 	if err != nil {
 		exp.Close()
-		return nil, nil, fmt.Errorf("%s: %w", *f.configFile, err)
+		return nil, nil, "", fmt.Errorf("%s: %w", file, err)
 	}
-	return exp, cfg, nil
+	return exp, cfg, file, nil
 }
 
 // loadChecked reads the remediation file against the exporter's
@@ -281,14 +340,54 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 		}
 		return apply, discard, nil
 	})
+	stop := f.mount(r, r.PeerHandler(), mux, toolkit, lo, logger)
+	return r, func() { stop(); r.Close() }, nil
+}
+
+// serveEstates starts the remediation of a multi-estate exporter: a
+// router with one receiver per estate that has a remediation file, on the
+// one webhook path. Its own counters go to registry, the exporter's
+// (/metrics); each estate's receiver metrics are router.Collector(name),
+// registered once in the estate's registry (/probe?estate=NAME). A reload
+// of the estates calls router.Reload with them. Every estate's Scrape must follow the
+// estate's current instance (see remediation.Estate). The returned func
+// stops it.
+func (f *remediationFlags) serveEstates(estates []remediation.Estate, mux *http.ServeMux, toolkit *web.FlagConfig, lo listenOptions, registry prometheus.Registerer, logger *slog.Logger) (*remediation.Router, func(), error) {
+	if *f.configFile != "" {
+		return nil, nil, errors.New("--remediation.config.file is for one estate: with --config.estates each estate's remediation file is listed with it")
+	}
+	rt, err := remediation.NewRouter(estates, remediation.RouterOptions{
+		Logger: logger, WebConfigFile: *toolkit.WebConfigFile, InsecureWebhook: *f.insecure,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := registry.Register(rt); err != nil {
+		rt.Close()
+		return nil, nil, err
+	}
+	stop := f.mount(rt, rt.PeerHandler(), mux, toolkit, lo, logger)
+	return rt, func() { stop(); rt.Close() }, nil
+}
+
+// checkEstates reads every estate's remediation file as a start would,
+// for --config.check: every problem, each naming its estate.
+func (f *remediationFlags) checkEstates(estates []remediation.Estate, webConfigFile string) []error {
+	return remediation.CheckEstates(estates, remediation.RouterOptions{WebConfigFile: webConfigFile, InsecureWebhook: *f.insecure})
+}
+
+// mount serves the webhook and the peer endpoint on mux, or on a listener
+// of their own behind the same web config; the returned func stops that
+// listener.
+func (f *remediationFlags) mount(webhook, peer http.Handler, mux *http.ServeMux, toolkit *web.FlagConfig, lo listenOptions, logger *slog.Logger) func() {
 	if *f.listenAddress == "" {
-		mux.Handle(remediationPath, r)
-		mux.Handle(remediation.PeerPath, r.PeerHandler())
-		return r, func() { r.Close() }, nil
+		mux.Handle(remediationPath, webhook)
+		mux.Handle(remediation.PeerPath, peer)
+		return func() {}
 	}
 	own := http.NewServeMux()
-	own.Handle(remediationPath, r)
-	own.Handle(remediation.PeerPath, r.PeerHandler())
+	own.Handle(remediationPath, webhook)
+	own.Handle(remediation.PeerPath, peer)
 	server := exporter.NewServer(own, lo.defaultScrapeTimeout, logger)
 	systemd := false
 	go func() {
@@ -304,5 +403,5 @@ func (f *remediationFlags) serve(exp *exporter.Exporter, mux *http.ServeMux, too
 			os.Exit(1)
 		}
 	}()
-	return r, func() { server.Close(); r.Close() }, nil
+	return func() { server.Close() }
 }
