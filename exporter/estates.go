@@ -41,6 +41,7 @@ type Estates struct {
 
 	reloadMu   sync.Mutex
 	reloaders  []EstateReloader                // under reloadMu
+	followers  []EstatesFollower               // under reloadMu
 	registries map[string]*prometheus.Registry // under reloadMu; an estate's, across its instances
 	set        atomic.Pointer[estateSet]
 	closing    sync.WaitGroup // instances replaced or removed, closing
@@ -152,6 +153,21 @@ func (es *Estates) RemediationFile(name string) string {
 		return r.loaded.RemediationFile
 	}
 	return ""
+}
+
+// An EstatesFollower is a part of the binary that follows the estates as a
+// whole (the remediation router, whose receivers must be checked against
+// one another: no two on one journal or lease). It runs after every reload
+// that read the listing, with the estates in force; an estate it returns
+// an error for keeps what the follower had for it, and its reload gauge
+// goes to 0.
+type EstatesFollower func() map[string]error
+
+// AddFollower has f run after every later reload.
+func (es *Estates) AddFollower(f EstatesFollower) {
+	es.reloadMu.Lock()
+	defer es.reloadMu.Unlock()
+	es.followers = append(es.followers, f)
 }
 
 // AddReloader has r take part in every later reload.
@@ -297,6 +313,14 @@ func (es *Estates) Reload() error {
 	for _, name := range reloaded {
 		es.reloadSuccess.WithLabelValues(name).Set(1)
 		es.reloadTime.WithLabelValues(name).SetToCurrentTime()
+	}
+	for _, follow := range es.followers {
+		for name, err := range follow() {
+			if next.running[name] != nil && !slices.Contains(failed, name) {
+				failed = append(failed, name)
+				problems = append(problems, fmt.Errorf("estate %s: %w", name, err))
+			}
+		}
 	}
 	for _, name := range failed {
 		es.reloadSuccess.WithLabelValues(name).Set(0)

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/iapha/iap_ha_exporter/collector"
 	"github.com/iapha/iap_ha_exporter/exporter"
 	"github.com/iapha/iap_ha_exporter/internal/config"
+	"github.com/iapha/iap_ha_exporter/internal/topology"
 	"github.com/iapha/iap_ha_exporter/internal/view"
 	"github.com/iapha/iap_ha_exporter/remediation"
 )
@@ -57,7 +61,7 @@ func checkEstates(path, webConfigFile string, insecure bool, stdout, stderr *os.
 		return 1
 	}
 	code := 0
-	journals := map[string]string{} // journal file → the estate whose receiver writes it
+	var remediated []remediation.Estate
 	for _, e := range estates {
 		if e.Err == nil {
 			var s *collector.Scraper
@@ -76,25 +80,78 @@ func checkEstates(path, webConfigFile string, insecure bool, stdout, stderr *os.
 			fmt.Fprintf(stdout, "estate %s (%s): warning: %s\n", e.Name, e.ConfigFile, w)
 		}
 		fmt.Fprintf(stdout, "estate %s (%s): OK\n", e.Name, e.ConfigFile)
-		if e.RemediationFile == "" {
-			continue
+		if e.RemediationFile != "" {
+			remediated = append(remediated, remediation.Estate{Name: e.Name, File: e.RemediationFile, Config: e.Config})
 		}
-		rc, err := remediation.Load(e.RemediationFile, e.Config)
-		if err == nil {
-			err = remediation.CheckAuthentication(rc, webConfigFile, insecure)
+	}
+	// The receivers are checked together, as the router starts them: no
+	// two estates on one journal or one lease.
+	for _, err := range remediation.CheckEstates(remediated, remediation.RouterOptions{WebConfigFile: webConfigFile, InsecureWebhook: insecure}) {
+		fmt.Fprintf(stderr, "%v\n", err)
+		code = 1
+	}
+	if code == 0 {
+		for _, e := range remediated {
+			fmt.Fprintf(stdout, "estate %s (%s): OK\n", e.Name, e.File)
 		}
-		if err == nil {
-			if other, dup := journals[rc.JournalFile]; dup {
-				err = fmt.Errorf("journal_file: %s is estate %s's journal too: each estate's receiver keeps its own", rc.JournalFile, other)
-			}
-			journals[rc.JournalFile] = e.Name
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "estate %s (%s): %v\n", e.Name, e.RemediationFile, err)
-			code = 1
-			continue
-		}
-		fmt.Fprintf(stdout, "estate %s (%s): OK\n", e.Name, e.RemediationFile)
 	}
 	return code
+}
+
+// followEstates starts the remediation router of a multi-estate exporter
+// (one receiver per estate with a remediation file), puts each estate's
+// receiver metrics in the estate's registry and its state on the estate's
+// page, and has every reload of the estates reload the router. The
+// returned func stops it.
+func (f *remediationFlags) followEstates(es *exporter.Estates, mux *http.ServeMux, toolkit *web.FlagConfig, lo listenOptions, viewOpts *view.Options, logger *slog.Logger) (func(), error) {
+	current := func() []remediation.Estate {
+		var estates []remediation.Estate
+		for _, name := range es.Names() {
+			e := es.Estate(name)
+			estates = append(estates, remediation.Estate{
+				Name: name, File: es.RemediationFile(name), Config: e.Config(),
+				// The instance in force at each call: a reload may replace it.
+				Scrape: func(ctx context.Context) (*topology.Observation, error) {
+					if e := es.Estate(name); e != nil {
+						return e.ScrapeFresh(ctx)
+					}
+					return nil, fmt.Errorf("estate %s is no longer served", name)
+				},
+			})
+		}
+		return estates
+	}
+	rt, stop, err := f.serveEstates(current(), mux, toolkit, lo, es.Registry(), logger)
+	if err != nil {
+		return nil, err
+	}
+	// An estate's registry lasts as long as the estate; one removed and
+	// listed again has a new one.
+	registered := map[string]*prometheus.Registry{}
+	register := func() {
+		for _, name := range es.Names() {
+			reg := es.Estate(name).Registry()
+			if registered[name] == reg {
+				continue
+			}
+			if err := reg.Register(rt.Collector(name)); err != nil {
+				logger.Error("remediation metrics of an estate", "estate", name, "err", err)
+			}
+			registered[name] = reg
+		}
+	}
+	register()
+	es.AddFollower(func() map[string]error {
+		problems := rt.Reload(current())
+		register()
+		return problems
+	})
+	viewOpts.EstateRemediation = func(name string) (view.RemediationState, bool) {
+		st, ok := rt.Status(name)
+		if !ok {
+			return view.RemediationState{}, false
+		}
+		return remediationState(st), true
+	}
+	return stop, nil
 }

@@ -56,8 +56,10 @@ func exitCode(err error) int {
 // the receiver reads it, and prints every problem, each naming its estate.
 func TestConfigCheckEstates(t *testing.T) {
 	dir := estatesWithExamples(t)
+	// Each estate's lease under a prefix of its own: the two share the
+	// examples' Redis.
 	remediation := func(journal string) string {
-		return "site: dc2\njournal_file: " + filepath.Join(dir, journal) + "\nlease: {redis: dc2}\nauth: {bearer_token_file: secrets/remediation-token}\n"
+		return "site: dc2\njournal_file: " + filepath.Join(dir, journal) + "\nlease: {redis: dc2, key_prefix: \"" + journal + ":\"}\nauth: {bearer_token_file: secrets/remediation-token}\n"
 	}
 	writeFiles(t, dir, map[string]string{"emea.remediation.yml": remediation("emea.journal"), "apac.remediation.yml": remediation("apac.journal")})
 	out, err := exec.Command(binary, "--config.check", "--config.estates", dir).CombinedOutput()
@@ -81,7 +83,7 @@ func TestConfigCheckEstates(t *testing.T) {
 	}
 	for _, want := range []string{
 		"estate broken (" + filepath.Join(dir, "broken.yml") + "): invalid configuration: iap.servers[0].rol (line 1)",
-		"estate emea (" + filepath.Join(dir, "emea.remediation.yml") + "): ",
+		"estate emea: " + filepath.Join(dir, "emea.remediation.yml") + ": ",
 		`site (line 1): must name a site of the exporter's configuration, not "dc9"`,
 		"estate apac (" + filepath.Join(dir, "apac.yml") + "): OK",
 	} {
@@ -97,7 +99,7 @@ func TestConfigCheckEstates(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = exec.Command(binary, "--config.check", "--config.estates", dir).CombinedOutput()
-	if want := "is estate apac's journal too"; exitCode(err) != 1 || !strings.Contains(string(out), want) {
+	if want := "estates apac and emea both name journal_file"; exitCode(err) != 1 || !strings.Contains(string(out), want) {
 		t.Errorf("two estates on one journal: exit %v, want 1 saying %q\n%s", err, want, out)
 	}
 }
@@ -205,5 +207,85 @@ func TestEveryLinkOfTheEstatesPagesAnswers(t *testing.T) {
 	}
 	if !probes["a"] || !probes["b"] {
 		t.Errorf("the pages link the probes of %v, want a and b", probes)
+	}
+}
+
+// The binary wires each estate's remediation (the contract of issue 25):
+// the webhook is routed by the alerts' estate label, an estate without a
+// remediation file is never acted on (200, counted on /metrics), each
+// receiver's metrics are in its estate's /probe only, and a reload that
+// adds an estate starts its receiver, while one whose receiver would share
+// another's journal is refused for that estate alone (its gauge at 0).
+func TestEstatesBinaryRoutesTheWebhookPerEstate(t *testing.T) {
+	dead := closedAddress(t)
+	dir := t.TempDir()
+	estate := `sites: [{name: dc1, role: active}]
+iap:
+  servers: [{name: iap-1, url: "http://` + dead + `", site: dc1, role: active, cluster: prod}]
+redis: [{name: dc1, site: dc1, sentinels: [{address: "` + dead + `"}]}]
+`
+	remediationFor := func(journal, prefix string) string {
+		return "site: dc1\nauth: {bearer_token_file: token}\njournal_file: " + journal + "\nlease: {redis: dc1, key_prefix: " + prefix + "}\nclusters: [{name: prod}]\n"
+	}
+	writeFiles(t, dir, map[string]string{
+		"token": "a-token\n", "a.yml": estate, "a.remediation.yml": remediationFor("journal-a", "a:"), "b.yml": estate,
+	})
+	cmd, base := serve(t, "--config.estates", dir)
+	notification, err := os.ReadFile("../../remediation/testdata/firing.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(estate string) int {
+		t.Helper()
+		body := strings.ReplaceAll(string(notification), `"labels":{`, `"labels":{"estate":"`+estate+`",`)
+		req, _ := http.NewRequest(http.MethodPost, base+remediationPath, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer a-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for estate, want := range map[string]int{"a": http.StatusAccepted, "b": http.StatusOK, "z": http.StatusNotFound} {
+		if code := post(estate); code != want {
+			t.Errorf("a notification for estate %s: HTTP %d, want %d", estate, code, want)
+		}
+	}
+	if body := fetch(t, base+"/metrics"); !strings.Contains(body, `iap_ha_remediation_skipped_total{reason="estate_not_remediated"}`) {
+		t.Errorf("/metrics does not count the notification of the estate without remediation:\n%s", body)
+	}
+	if body := fetch(t, base+"/probe?estate=a"); !strings.Contains(body, "iap_ha_remediation_") {
+		t.Errorf("estate a's probe lacks its receiver's metrics:\n%s", body)
+	}
+	if body := fetch(t, base+"/probe?estate=b"); strings.Contains(body, "iap_ha_remediation_") {
+		t.Errorf("estate b has no receiver, yet its probe carries remediation metrics:\n%s", body)
+	}
+
+	writeFiles(t, dir, map[string]string{
+		"c.yml": estate, "c.remediation.yml": remediationFor("journal-c", "c:"),
+		"d.yml": estate, "d.remediation.yml": remediationFor("journal-a", "d:"),
+	})
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(fetch(t, base+"/metrics"), `iap_ha_exporter_config_last_reload_successful{estate="d"} 0`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("estate d, whose receiver names estate a's journal, was not refused:\n%s", fetch(t, base+"/metrics"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body := fetch(t, base+"/metrics"); !strings.Contains(body, `iap_ha_exporter_config_last_reload_successful{estate="c"} 1`) {
+		t.Errorf("estate c was not reloaded:\n%s", body)
+	}
+	if body := fetch(t, base+"/probe?estate=c"); !strings.Contains(body, "iap_ha_remediation_") {
+		t.Errorf("estate c, added by SIGHUP, lacks its receiver's metrics:\n%s", body)
+	}
+	if code := post("c"); code != http.StatusAccepted {
+		t.Errorf("a notification for estate c, added by SIGHUP: HTTP %d, want 202", code)
+	}
+	if code := post("a"); code != http.StatusAccepted {
+		t.Errorf("estate a's receiver after the reload: HTTP %d, want 202", code)
 	}
 }

@@ -101,6 +101,16 @@ func run(args []string, stdout, stderr *os.File) int {
 		ReloadEndpointDisabled: !*enableReload,
 		Logger:                 logger,
 	}
+	if *estatesPath != "" {
+		remFlags.estates = func() ([]estateFiles, error) {
+			estates, err := config.LoadEstates(*estatesPath)
+			files := make([]estateFiles, 0, len(estates))
+			for _, e := range estates {
+				files = append(files, estateFiles{Name: e.Name, ConfigFile: e.ConfigFile, RemediationFile: e.RemediationFile})
+			}
+			return files, err
+		}
+	}
 	if code, handled := remFlags.run(command, opts, stdout, stderr); handled {
 		return code
 	}
@@ -117,7 +127,14 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 		defer es.Close()
 		reload = es.Reload
-		serveEstates(mux, es, view.Options{Timeout: *defaultTimeout, MetricsPath: *metricsPath, Logger: logger})
+		viewOpts := view.Options{Timeout: *defaultTimeout, MetricsPath: *metricsPath, Logger: logger}
+		stopRemediation, err := remFlags.followEstates(es, mux, toolkitFlags, listenOptions{*defaultTimeout, *maxConnections}, &viewOpts, logger)
+		if err != nil {
+			logger.Error("cannot start the remediation receivers", "err", err)
+			return 1
+		}
+		defer stopRemediation()
+		serveEstates(mux, es, viewOpts)
 		links = estatesLinks(*metricsPath)
 	} else {
 		exp, err := exporter.New(opts)
@@ -137,11 +154,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		defer stopRemediation()
 		viewOpts := view.Options{Source: exp, Timeout: *defaultTimeout, MetricsPath: *metricsPath, Logger: logger}
 		if receiver != nil {
-			viewOpts.Remediation = func() view.RemediationState {
-				st := receiver.Status()
-				return view.RemediationState{Enabled: true, DryRun: st.DryRun, Paused: st.Paused, Blocked: st.Blocked, BlockedReason: st.BlockedReason,
-					SingleVantage: st.SingleVantage, AllowSingleVantage: st.AllowSingleVantage, LastAction: st.LastAction, LastTime: st.LastTime}
-			}
+			viewOpts.Remediation = func() view.RemediationState { return remediationState(receiver.Status()) }
 		}
 		view.Register(mux, viewOpts)
 		links = []web.LandingLinks{

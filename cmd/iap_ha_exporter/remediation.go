@@ -17,6 +17,7 @@ import (
 	"github.com/iapha/iap_ha_exporter/exporter"
 	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
+	"github.com/iapha/iap_ha_exporter/internal/view"
 	"github.com/iapha/iap_ha_exporter/remediation"
 )
 
@@ -404,4 +405,10 @@ func (f *remediationFlags) mount(webhook, peer http.Handler, mux *http.ServeMux,
 		}
 	}()
 	return func() { server.Close() }
+}
+
+// remediationState is a receiver's state as the topology page shows it.
+func remediationState(st remediation.Status) view.RemediationState {
+	return view.RemediationState{Enabled: true, DryRun: st.DryRun, Paused: st.Paused, Blocked: st.Blocked, BlockedReason: st.BlockedReason,
+		SingleVantage: st.SingleVantage, AllowSingleVantage: st.AllowSingleVantage, LastAction: st.LastAction, LastTime: st.LastTime}
 }
