@@ -29,22 +29,32 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	buf := bodies.Get().(*bytes.Buffer)
 	defer keepBody(buf)
-	body, err := readBody(buf, http.MaxBytesReader(w, req.Body, cfg.MaxBodyBytes), req.ContentLength, cfg.MaxBodyBytes)
+	body, hook, ok := readNotification(w, req, buf, cfg.MaxBodyBytes)
+	if !ok {
+		return
+	}
+	r.accept(w, req, body, hook)
+}
+
+// readNotification reads a notification of at most limit bytes into buf
+// and decodes it; when it cannot, it answers the request itself (413 or
+// 400) and ok is false.
+func readNotification(w http.ResponseWriter, req *http.Request, buf *bytes.Buffer, limit int64) (body []byte, hook *Webhook, ok bool) {
+	body, err := readBody(buf, http.MaxBytesReader(w, req.Body, limit), req.ContentLength, limit)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			http.Error(w, fmt.Sprintf("notification larger than %d bytes", tooBig.Limit), http.StatusRequestEntityTooLarge)
-			return
+			return nil, nil, false
 		}
 		http.Error(w, "reading the notification: "+err.Error(), http.StatusBadRequest)
-		return
+		return nil, nil, false
 	}
-	hook, err := decodeWebhook(body)
-	if err != nil {
+	if hook, err = decodeWebhook(body); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return nil, nil, false
 	}
-	r.accept(w, req, body, hook)
+	return body, hook, true
 }
 
 // accept records a notification read and decoded, admitted by the

@@ -559,19 +559,8 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	buf := bodies.Get().(*bytes.Buffer)
 	defer keepBody(buf)
-	body, err := readBody(buf, http.MaxBytesReader(w, req.Body, t.maxBody), req.ContentLength, t.maxBody)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			http.Error(w, fmt.Sprintf("notification larger than %d bytes", tooBig.Limit), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "reading the notification: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	hook, err := decodeWebhook(body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	body, hook, ok := readNotification(w, req, buf, t.maxBody)
+	if !ok {
 		return
 	}
 	name, err := estateOf(hook)
