@@ -2,10 +2,12 @@ package loadbalancer
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/iapha/iap_ha_exporter/internal/config"
 	"github.com/iapha/iap_ha_exporter/internal/topology"
 )
 
@@ -166,5 +168,14 @@ func BenchmarkParseStat(b *testing.B) {
 				Route(servers, false)
 			}
 		})
+	}
+}
+
+// A balancer built without config.Load's defaults has no timeout: refused
+// by name, not every probe failing with "i/o timeout" (CI, stop 29).
+func TestNewClientRefusesAZeroTimeout(t *testing.T) {
+	_, err := NewClient(config.LoadBalancer{Name: "lb1", Kind: config.BalancerHAProxy, StatsSocket: "/run/haproxy.sock", Backend: "iap"}, nil, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), `"lb1"`) || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("zero timeout: err %v, want a refusal naming lb1 and the timeout", err)
 	}
 }

@@ -151,7 +151,7 @@ func TestRealHAProxyMaintenanceThenFailureRoutesToTheFirstBackup(t *testing.T) {
 		t.Fatalf("starting HAProxy: %v", err)
 	}
 	t.Cleanup(func() { h.Stop() })
-	socket, err := NewClient(config.LoadBalancer{Name: "lb1", Site: "dc1", Kind: config.BalancerHAProxy, StatsSocket: h.Socket, Backend: lab.HAProxyBackend}, servers, slog.New(slog.DiscardHandler))
+	socket, err := NewClient(configtest.LoadBalancer(config.LoadBalancer{Name: "lb1", Site: "dc1", Kind: config.BalancerHAProxy, StatsSocket: h.Socket, Backend: lab.HAProxyBackend}), servers, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,11 @@ type Client struct {
 
 // NewClient builds the client of one configured balancer.
 func NewClient(cfg config.LoadBalancer, servers []config.IAPServer, logger *slog.Logger) (*Client, error) {
+	// A zero timeout would fail every probe at once with "i/o timeout":
+	// config.Load sets the default, a caller that bypasses it hears why.
+	if cfg.Timeout <= 0 {
+		return nil, fmt.Errorf("load balancer %q: timeout must be positive, got %v", cfg.Name, time.Duration(cfg.Timeout))
+	}
 	c := &Client{cfg: cfg, timeout: time.Duration(cfg.Timeout), servers: servers, logger: logger.With("balancer", cfg.Name)}
 	switch cfg.Kind {
 	case config.BalancerHAProxy:
