@@ -560,18 +560,7 @@ func BenchmarkProbeHandler(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer es.Close()
-	h := es.ProbeHandler()
-	req := httptest.NewRequest(http.MethodGet, "/probe?estate=dc1", nil)
-	req.Header.Set("Accept-Encoding", "gzip")
-	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
-	b.ReportAllocs()
-	for b.Loop() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			b.Fatalf("status %d: %s", rec.Code, rec.Body)
-		}
-	}
+	benchmarkScrape(b, es.ProbeHandler(), "/probe?estate=dc1")
 }
 
 // estateStep is what an EstateReloader was asked about one estate.

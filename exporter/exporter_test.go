@@ -405,8 +405,12 @@ func BenchmarkMetricsHandler(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	h := e.MetricsHandler()
-	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	benchmarkScrape(b, e.MetricsHandler(), "/metrics")
+}
+
+// benchmarkScrape times h answering a scrape of target as Prometheus sends it.
+func benchmarkScrape(b *testing.B, h http.Handler, target string) {
+	req := httptest.NewRequest(http.MethodGet, target, nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
 	b.ReportAllocs()
